@@ -1,0 +1,131 @@
+"""Test-wide settings: a private tracking store, the synthetic sample, small budgets.
+
+nbmake starts each notebook in its own kernel process, where pytest fixtures do not reach, so the
+settings are environment variables set once in `pytest_configure`, before any kernel starts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# The shared copy of the real TLC months that sits beside the repository in CI and on the
+# course machines. Only tests (and .ci/run) may know this path; the package never does.
+SHARED_TLC = REPO_ROOT.parent / "shared" / "data" / "tlc"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    scratch = Path(tempfile.mkdtemp(prefix="week2-tests-"))
+    scratch.chmod(0o711)  # PostgreSQL of scenario 3 runs as its own account when we are root
+    server_port, scenario3_port, s3_port, postgres_port = free_ports(4)
+    defaults = {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{scratch / 'mlflow.db'}",
+        "WEEK2_ARTIFACTS": str(scratch / "mlartifacts"),
+        "WEEK2_DATA_DIR": str(scratch / "data"),
+        "WEEK2_DATA": "sample",
+        "WEEK2_SAMPLE_ROWS": "5000",
+        "WEEK2_SWEEP_TRIALS": "4",
+        "IPYTHONDIR": str(_ipython_dir_with_strict_warnings(scratch)),
+        "MPLBACKEND": "Agg",
+        # Scenario notebooks start their servers here, never on a student's running ones.
+        "WEEK2_SERVERS_DIR": str(scratch / "servers"),
+        "WEEK2_SERVER_PORT": str(server_port),
+        "WEEK2_SCENARIO3_PORT": str(scenario3_port),
+        "WEEK2_S3_PORT": str(s3_port),
+        "WEEK2_POSTGRES_PORT": str(postgres_port),
+    }
+    if SHARED_TLC.is_dir():
+        defaults["WEEK2_TLC_MIRROR"] = str(SHARED_TLC)
+    for name, value in defaults.items():
+        # The suite's own store and sample always win over a developer's shell; a mirror set
+        # by the caller (e.g. a base URL) is kept.
+        if name == "WEEK2_TLC_MIRROR" and os.environ.get(name):
+            continue
+        os.environ[name] = value
+    os.environ["WEEK2_TEST_SCRATCH"] = str(scratch)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the servers of a scenario notebook that failed before its last cell."""
+    if "WEEK2_TEST_SCRATCH" in os.environ:
+        from week2 import servers
+
+        servers.stop_team_server()
+        servers.stop_scenario3()
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports on 127.0.0.1 that nothing listens on right now."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+def _ipython_dir_with_strict_warnings(scratch: Path) -> Path:
+    """An IPython profile whose startup makes deprecations from notebook code fail the cell."""
+    startup = scratch / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "tests" / "ipython_startup" / "00-strict-warnings.py", startup)
+    return scratch / "ipython"
+
+
+def real_month(month: str) -> Path:
+    """The shared real file of `month`, or skip the test when it is not on this machine."""
+    path = SHARED_TLC / f"green_tripdata_{month}.parquet"
+    if not path.is_file():
+        pytest.skip(f"real TLC month {month} not present in {SHARED_TLC}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def private_store(tmp_path_factory):
+    """A tracking store and artifact root of one test module's own, for modules that build on runs."""
+    import mlflow
+
+    folder = tmp_path_factory.mktemp("store")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        patch.setenv("WEEK2_ARTIFACTS", str(folder / "mlartifacts"))
+        yield folder
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="session")
+def sample_xy():
+    """(X, y) of the sample's training, validation and test months."""
+    from week2 import config, data, utils
+
+    months = config.months()
+    _, paths = data.resolve_months([months.train, months.val, months.test])
+    return [utils.split_xy(utils.read_dataframe(path)) for path in paths]
+
+
+def log_model_run(experiment: str, estimator, sample_xy, name: str, fit_seconds: bool = True):
+    """Fit the course pipeline on the sample and log it as the notebooks do; return (run, pipeline)."""
+    import time
+
+    import mlflow
+
+    from week2 import tracking, utils
+
+    (X_train, y_train), (X_val, y_val), _ = sample_xy
+    tracking.setup_mlflow(experiment)
+    with mlflow.start_run(run_name=name, tags=tracking.run_tags(model=name, data_source="sample")) as run:
+        started = time.perf_counter()
+        pipeline = utils.make_pipeline(estimator).fit(X_train, y_train)
+        if fit_seconds:
+            mlflow.log_metric("fit_seconds", time.perf_counter() - started)
+        mlflow.log_metric("val_rmse", utils.rmse(y_val, pipeline.predict(X_val)))
+        tracking.log_pipeline(pipeline, X_train)
+    return mlflow.get_run(run.info.run_id), pipeline
