@@ -1,0 +1,159 @@
+"""Serving the champion over HTTP, batch scoring, and the custom model in a fresh environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from conftest import log_model_run
+from mlflow import MlflowClient
+from sklearn.linear_model import LinearRegression
+
+from week2 import __main__ as cli
+from week2 import config, data, pyfunc_model, registry, serving, utils
+
+FRESH_ENV_TIMEOUT_SECONDS = 600  # a cold uv cache downloads MLflow and its dependencies once
+
+
+@pytest.fixture(scope="module")
+def champion(private_store, sample_xy):
+    """A linear model registered under the configured name, sanity-checked and promoted."""
+    run, pipeline = log_model_run("01-test-serving", LinearRegression(), sample_xy, "linear_regression")
+    client = MlflowClient()
+    name = config.model_name()
+    version = registry.register_candidate(client, run, name, threshold=run.data.metrics["val_rmse"])
+    registry.sanity_check(client, name, version.version, sample_xy[1][0].head(5))
+    registry.promote(client, name, version.version, reason="the test's champion")
+    return version, pipeline
+
+
+def test_served_champion_answers_good_requests_and_rejects_bad_ones(champion, sample_xy):
+    version, pipeline = champion
+    trips = sample_xy[2][0].head(4)
+
+    with serving.serve(serving.alias_uri()) as server:
+        good = serving.invoke(server, serving.trips_payload(trips))
+        missing = serving.invoke(server, serving.trips_payload(trips.drop(columns="DOLocationID")))
+        wrong_type = serving.invoke(server, serving.trips_payload(trips.assign(trip_distance="far")))
+
+    assert good.status_code == 200
+    np.testing.assert_allclose(good.json()["predictions"], pipeline.predict(trips))
+    assert missing.status_code == 400
+    assert "missing inputs ['DOLocationID']" in missing.json()["message"]
+    assert wrong_type.status_code == 400
+    assert "trip_distance" in wrong_type.json()["message"]
+    assert server.process.poll() is not None, "the server outlived its block"
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{server.url}/ping", timeout=5)
+    assert not server.log_path.exists()
+
+
+def test_a_server_that_cannot_start_fails_with_its_log_and_is_cleaned_up(private_store):
+    server = serving.start_server("models:/no-such-model@champion")
+    try:
+        with pytest.raises(serving.ServingError, match="no-such-model"):
+            serving.wait_until_ready(server, timeout=120)
+    finally:
+        serving.stop_server(server)
+    assert server.process.poll() is not None
+
+
+def test_a_busy_port_is_refused_before_anything_starts():
+    with socket.socket() as busy:
+        busy.bind((serving.HOST, 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(serving.ServingError, match=f"Port {port} .* in use"):
+            serving.start_server("models:/anything@champion", port=port)
+
+
+def test_batch_scoring_writes_the_champions_predictions_to_parquet(champion, tmp_path, capsys):
+    version, pipeline = champion
+    month = config.test_month()
+    output = tmp_path / "scored.parquet"
+
+    assert cli.main(["score", month, "--output", str(output)]) == 0
+
+    scored = pd.read_parquet(output)
+    _, (path,) = data.resolve_months([month])
+    X_test, y_test = utils.split_xy(utils.read_dataframe(path))
+    assert len(scored) == len(X_test)
+    np.testing.assert_allclose(scored["predicted_duration"], pipeline.predict(X_test))
+    np.testing.assert_allclose(scored["duration"], y_test)
+    assert set(scored["model_version"].astype(str)) == {str(version.version)}
+    assert f"RMSE {utils.rmse(y_test, scored['predicted_duration']):.3f}" in capsys.readouterr().out
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_batch_scoring_without_the_alias_says_what_to_run(champion, tmp_path, capsys):
+    assert cli.main(["score", config.test_month(), "--alias", "no-such-alias"]) == 2
+    error = capsys.readouterr().err
+    assert "'no-such-alias'" in error and "04-model-registry" in error
+    assert cli.main(["score", "2021-13"]) == 2
+    assert "YYYY-MM" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def custom_model(champion, sample_xy):
+    """The custom pyfunc around the champion's pipeline, with a narrow range so clipping shows."""
+    version, pipeline = champion
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(serving.alias_uri())).read_text().splitlines()
+    with mlflow.start_run(run_name="custom-pyfunc"):
+        info = pyfunc_model.log_custom_model(pipeline, sample_xy[0][0], (5.0, 20.0), requirements)
+    return info, pipeline
+
+
+def test_custom_model_clips_and_answers_a_dict_and_ships_the_wheel(custom_model, sample_xy):
+    info, pipeline = custom_model
+    trips = sample_xy[1][0].head(50)
+
+    answer = mlflow.pyfunc.load_model(info.model_uri).predict(trips)
+
+    np.testing.assert_allclose(answer["predictions"], np.clip(pipeline.predict(trips), 5.0, 20.0))
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(info.model_uri)).read_text().split()
+    wheel_requirement = requirements[-1]
+    assert wheel_requirement.startswith("code/week2-") and wheel_requirement.endswith(".whl")
+    assert f"mlflow=={mlflow.__version__}" in requirements
+    model_dir = Path(mlflow.artifacts.download_artifacts(info.model_uri))
+    assert (model_dir / wheel_requirement).is_file()
+    assert not (config.REPO_ROOT / "week2.egg-info").exists(), "the wheel build left files in the repository"
+
+
+def test_custom_model_predicts_in_a_fresh_env_built_from_its_requirements(custom_model, sample_xy, tmp_path):
+    info, pipeline = custom_model
+    trips = sample_xy[1][0].head(20)
+    request = tmp_path / "trips.json"
+    request.write_text(json.dumps(serving.trips_payload(trips)))
+    answer = tmp_path / "answer.json"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": config.tracking_uri(),
+        # MLflow calls `uv` by name; this machine's Python 3.11 must be used, never a download.
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+        "UV_PYTHON_DOWNLOADS": "never",
+    }
+    env.pop("PYTHONPATH", None)  # nothing of this checkout may leak into the fresh environment
+    command = [
+        sys.executable, "-m", "mlflow", "models", "predict",
+        "--model-uri", info.model_uri, "--input-path", str(request), "--output-path", str(answer),
+        "--content-type", "json", "--env-manager", "uv",
+    ]  # fmt: skip
+
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=FRESH_ENV_TIMEOUT_SECONDS
+    )
+
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-3000:]
+    assert "Creating a new environment" in log and "week2==" in log  # the wheel was installed
+    predictions = json.loads(answer.read_text())["predictions"]["predictions"]
+    np.testing.assert_allclose(predictions, np.clip(pipeline.predict(trips), 5.0, 20.0))

@@ -1,0 +1,243 @@
+"""Serve a registered model over HTTP, and score a whole month in batch.
+
+`serve(model_uri)` starts `mlflow models serve` on 127.0.0.1 (a free port unless one is given),
+waits until it answers `/ping`, and stops it and everything it started when the block ends, also
+on error. `invoke` sends trips to its `/invocations` endpoint. `score_month` loads
+`models:/<name>@champion`, predicts every trip of a month and writes the predictions to parquet.
+`python -m week2 serve` and `python -m week2 score` (`make serve`, `make score`) call these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import requests
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+
+from week2 import config, data, registry, utils
+
+HOST = "127.0.0.1"
+STARTUP_TIMEOUT_SECONDS = 120
+STOP_TIMEOUT_SECONDS = 15
+REQUEST_TIMEOUT_SECONDS = 60
+
+
+class ServingError(RuntimeError):
+    """The model could not be found, served or scored; the message says what to do."""
+
+
+@dataclass
+class ModelServer:
+    model_uri: str
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    """True when a server could listen on `port` (connections closing on it do not count)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def alias_uri(alias: str = registry.CHAMPION, name: str | None = None) -> str:
+    """`models:/<name>@<alias>`, with the registered model name from the configuration."""
+    return f"models:/{name or config.model_name()}@{alias}"
+
+
+def resolve_alias(alias: str = registry.CHAMPION, name: str | None = None) -> ModelVersion:
+    """The version an alias points at in the configured store, or a ServingError saying what to run."""
+    name = name or config.model_name()
+    mlflow.set_tracking_uri(config.tracking_uri())
+    found = registry.version_by_alias(MlflowClient(), name, alias)
+    if found is None:
+        raise ServingError(
+            f"No version of the registered model {name!r} has the alias {alias!r} in "
+            f"{config.tracking_uri()}: run notebooks/04-model-registry.ipynb first (make course)."
+        )
+    return found
+
+
+def start_server(model_uri: str, port: int | None = None, env_manager: str = "local") -> ModelServer:
+    """Start `mlflow models serve` for `model_uri` on 127.0.0.1 (not ready yet: see wait_until_ready)."""
+    if port is not None and not port_is_free(port):
+        raise ServingError(f"Port {port} on {HOST} is in use: stop what listens there or choose another.")
+    port = port or free_port()
+    # The server resolves `models:/` URIs in our store, and calls `uvicorn` by name: it must find
+    # the one of this environment even when the venv is not activated.
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": config.tracking_uri(),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
+    handle, log_name = tempfile.mkstemp(prefix="mlflow-serve-", suffix=".log")
+    command = [
+        sys.executable, "-m", "mlflow", "models", "serve",
+        "--model-uri", model_uri,
+        "--host", HOST,
+        "--port", str(port),
+        "--workers", "1",
+        "--env-manager", env_manager,
+    ]  # fmt: skip
+    with os.fdopen(handle, "w") as log:
+        # A session of its own, so that stopping the server stops the workers it forks too.
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    return ModelServer(model_uri, f"http://{HOST}:{port}", process, Path(log_name))
+
+
+def wait_until_ready(server: ModelServer, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+    """Wait until the server answers /ping; raise ServingError with its log if it dies or hangs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise ServingError(f"mlflow models serve exited for {server.model_uri}:\n{log_tail(server)}")
+        try:
+            if requests.get(f"{server.url}/ping", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass  # not listening yet
+        time.sleep(0.25)
+    raise ServingError(f"mlflow models serve did not answer within {timeout:.0f} s:\n{log_tail(server)}")
+
+
+def log_tail(server: ModelServer, lines: int = 15) -> str:
+    return "\n".join(server.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def stop_server(server: ModelServer) -> None:
+    """Stop the server and every process it started, then remove its log."""
+    if server.process.poll() is None:
+        os.killpg(server.process.pid, signal.SIGTERM)
+        try:
+            server.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait()
+    server.log_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def serve(model_uri: str, port: int | None = None, env_manager: str = "local") -> Iterator[ModelServer]:
+    """A served model, ready to answer, for the duration of a `with` block."""
+    server = start_server(model_uri, port, env_manager)
+    try:
+        wait_until_ready(server)
+        yield server
+    finally:
+        stop_server(server)
+
+
+def trips_payload(trips: pd.DataFrame) -> dict:
+    """The JSON body MLflow's scoring server reads: a DataFrame in pandas' `split` orientation."""
+    return {"dataframe_split": json.loads(trips.to_json(orient="split", index=False))}
+
+
+def invoke(server: ModelServer, payload: dict) -> requests.Response:
+    """POST a JSON payload to the server's /invocations endpoint and return the raw response."""
+    return requests.post(f"{server.url}/invocations", json=payload, timeout=REQUEST_TIMEOUT_SECONDS)
+
+
+def predictions_path(month: str) -> Path:
+    """Where batch scoring writes a month by default: beside the data it was computed from."""
+    return config.data_dir() / "predictions" / f"green_tripdata_{month}_duration.parquet"
+
+
+def score_month(month: str, alias: str = registry.CHAMPION, output: Path | None = None) -> Path:
+    """Predict every trip of `month` with `models:/<name>@<alias>`; write them to parquet.
+
+    The file has the trip's pickup time and raw features, the actual and the predicted duration,
+    and which registered version made the prediction. It is written whole or not at all.
+    """
+    config.check_month(month)
+    version = resolve_alias(alias)
+    _, (path,) = data.resolve_months([month])
+    trips = utils.read_dataframe(path)
+    features, actual = utils.split_xy(trips)
+    model = mlflow.pyfunc.load_model(alias_uri(alias, version.name))
+    scored = pd.concat([trips[["lpep_pickup_datetime"]], features], axis=1).assign(
+        duration=actual,
+        predicted_duration=model.predict(features),
+        model_name=version.name,
+        model_version=version.version,
+    )
+    output = Path(output) if output else predictions_path(month)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".partial")
+    scored.to_parquet(partial, index=False)
+    partial.replace(output)
+    return output
+
+
+def main_score(argv: list[str] | None = None) -> int:
+    """`python -m week2 score [MONTH]`: batch-score a month with the champion."""
+    parser = argparse.ArgumentParser(prog="python -m week2 score", description=main_score.__doc__)
+    parser.add_argument("month", nargs="?", default=config.test_month(), help="YYYY-MM (default: test month)")
+    parser.add_argument("--alias", default=registry.CHAMPION, help="registry alias (default: champion)")
+    parser.add_argument("--output", type=Path, help="parquet file to write (default: in the data folder)")
+    options = parser.parse_args(argv)
+    try:
+        output = score_month(options.month, options.alias, options.output)
+    except ServingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    scored = pd.read_parquet(output)
+    rmse = utils.rmse(scored["duration"], scored["predicted_duration"])
+    version = scored["model_version"].iloc[0]
+    print(f"scored {len(scored):,} trips of {options.month} with {config.model_name()} v{version}")
+    print(f"RMSE {rmse:.3f} min → {output}")
+    return 0
+
+
+def _exit_on_signal(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds through `serve`, which stops the server
+
+
+def main_serve(argv: list[str] | None = None) -> int:
+    """`python -m week2 serve`: serve the champion on 127.0.0.1 until Ctrl+C."""
+    parser = argparse.ArgumentParser(prog="python -m week2 serve", description=main_serve.__doc__)
+    parser.add_argument("--alias", default=registry.CHAMPION, help="registry alias (default: champion)")
+    parser.add_argument("--port", type=int, default=config.serve_port(), help="default: WEEK2_SERVE_PORT")
+    options = parser.parse_args(argv)
+    # The server runs in a session of its own: a terminal that closes or a `kill` must still stop it.
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, _exit_on_signal)
+    try:
+        version = resolve_alias(options.alias)
+        with serve(alias_uri(options.alias, version.name), port=options.port) as server:
+            print(f"{version.name} v{version.version} (@{options.alias}) answers on {server.url}/invocations")
+            print("Ctrl+C stops it.", flush=True)
+            with suppress(KeyboardInterrupt):
+                server.process.wait()
+    except ServingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
