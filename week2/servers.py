@@ -1,0 +1,605 @@
+"""Start, stop and check the tracking servers of deployment scenarios 2 and 3.
+
+Scenario 2, a team sharing a tracking server (`make server`, `make server-stop`): `mlflow server` on
+127.0.0.1:WEEK2_SERVER_PORT with a SQLite backend and proxied artifacts in a folder, one worker,
+job runner off. Its data stays when it stops, so the next start finds the same runs.
+
+Scenario 3, a remote server for many people, rehearsed on this machine (`make scenario3`,
+`make scenario3-stop`): a PostgreSQL 15 cluster holds runs, registry and users; an S3-compatible
+endpoint (moto) stores the artifacts behind `--artifacts-destination s3://…`; and
+`mlflow server --app-name basic-auth` has two users, `admin` and `student`. Its passwords and keys
+are generated at start into `secrets.json` (mode 600) in its folder and reach the server through
+its environment, never its command line. The S3 stand-in keeps objects in memory only, so stopping
+scenario 3 deletes its folder: it is a rehearsal, not a store to keep.
+
+Every process runs in a session of its own, bound to 127.0.0.1, with a pid file and a log in
+`config.servers_dir()/<scenario>/`, so `make server-stop` can stop what `make server` started in
+another shell. A pid file also records when its process started: a stale file whose pid was reused
+by another program never gets that program signalled.
+
+PostgreSQL refuses to run as root. When this code runs as root (containers, CI), PostgreSQL runs as
+the unprivileged `postgres` account that Debian's and Ubuntu's packages create; a student, who is
+not root, runs it as themselves.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import requests
+
+from week2 import config
+
+HOST = "127.0.0.1"
+START_TIMEOUT_SECONDS = 120
+STOP_TIMEOUT_SECONDS = 15
+ADMIN, STUDENT = "admin", "student"
+USERS = (ADMIN, STUDENT)
+BUCKET = "mlflow"
+REGION = "us-east-1"
+POSTGRES_OS_USER = "postgres"
+DB_USER = "mlflow"
+BACKEND_DB, AUTH_DB = "mlflow", "mlflow_auth"
+AUTH_CONFIG = """\
+# MLflow basic auth of scenario 3 (written by week2.servers). No secret in here: the database
+# password comes from PGPASSWORD and the admin's from MLFLOW_AUTH_ADMIN_PASSWORD.
+[mlflow]
+default_permission = READ
+database_uri = {database_uri}
+admin_username = {admin}
+"""
+
+# Processes started by this Python process, kept so that stopping one also reaps it.
+_STARTED: dict[int, subprocess.Popen] = {}
+
+
+class ServerError(RuntimeError):
+    """A server could not be started, reached or stopped; the message says what to do."""
+
+
+def port_is_free(port: int) -> bool:
+    """True when nothing accepts connections on 127.0.0.1:`port`."""
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        return probe.connect_ex((HOST, port)) != 0
+
+
+def require_free_ports(ports: dict[str, int]) -> None:
+    """Raise a ServerError naming the setting to change for the first port already in use."""
+    for setting, port in ports.items():
+        if not port_is_free(port):
+            raise ServerError(
+                f"Port {port} on {HOST} is in use: stop what listens there, or set {setting} to a free port."
+            )
+
+
+def is_healthy(url: str) -> bool:
+    """True when an MLflow server answers `url`/health."""
+    try:
+        return requests.get(f"{url}/health", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@dataclass(frozen=True)
+class Service:
+    """One background process of a scenario; its pid file and log live in `folder`."""
+
+    name: str
+    folder: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.folder / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.folder / f"{self.name}.log"
+
+    def process(self) -> psutil.Process | None:
+        """The running process the pid file names, or None when there is none (or the file is stale)."""
+        try:
+            record = json.loads(self.pid_file.read_text())
+            process = psutil.Process(record["pid"])
+            if process.create_time() == record["started"] and process.status() != psutil.STATUS_ZOMBIE:
+                return process
+        except (OSError, ValueError, KeyError, psutil.Error):
+            pass  # no file, a damaged one, or a process that is gone
+        return None
+
+    def start(self, command: list[str], env: dict[str, str] | None = None, user: str | None = None) -> None:
+        """Start `command` in a session of its own, as `user` if given; stdout and stderr go to the log."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            popen = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.folder,
+                start_new_session=True,
+                **_run_as(user),
+            )
+        _STARTED[popen.pid] = popen
+        started = psutil.Process(popen.pid).create_time()
+        self.pid_file.write_text(json.dumps({"pid": popen.pid, "started": started}))
+
+    def stop(self, stop_signal: signal.Signals = signal.SIGTERM) -> bool:
+        """Send `stop_signal`, then kill what is left of the process tree; False if it was not running."""
+        process = self.process()
+        if process is not None:
+            family = [process, *process.children(recursive=True)]
+            process.send_signal(stop_signal)
+            leftovers = _wait_until_exited(family)
+            for leftover in leftovers:
+                with suppress(psutil.NoSuchProcess):
+                    leftover.kill()
+            _wait_until_exited(leftovers)
+            popen = _STARTED.pop(process.pid, None)
+            if popen is not None:
+                popen.wait(STOP_TIMEOUT_SECONDS)  # reap our own child
+        self.pid_file.unlink(missing_ok=True)
+        return process is not None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def _run_as(user: str | None) -> dict:
+    """Keyword arguments for subprocess that run the child as `user` (its own groups only), or as us."""
+    if user is None:
+        return {}
+    account = pwd.getpwnam(user)
+    return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+
+
+def _has_exited(process: psutil.Process) -> bool:
+    # A zombie has exited; it only waits for its parent (or init, for an orphan) to reap it.
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _wait_until_exited(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """Wait up to STOP_TIMEOUT_SECONDS for `processes` to exit; return those still running."""
+    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+    running = processes
+    while running and time.monotonic() < deadline:
+        time.sleep(0.05)
+        running = [p for p in running if not _has_exited(p)]
+    return running
+
+
+def wait_until(ready: Callable[[], bool], service: Service, what: str) -> None:
+    """Poll `ready` until it is true; raise a ServerError with the log's end if the process dies or hangs."""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if service.process() is None:
+            raise ServerError(f"{what} stopped while starting. {_log_end(service)}")
+        time.sleep(0.25)
+    raise ServerError(f"{what} did not answer within {START_TIMEOUT_SECONDS} s. {_log_end(service)}")
+
+
+def _log_end(service: Service) -> str:
+    return f"End of {service.log_file}:\n{service.log_tail()}"
+
+
+def mlflow_server_command(port: int, backend_uri: str, artifacts_destination: str, *extra: str) -> list[str]:
+    """`mlflow server` on 127.0.0.1:`port` with one worker, accepting only its own address as Host."""
+    return [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", backend_uri,
+        "--artifacts-destination", artifacts_destination,
+        "--host", HOST,
+        "--port", str(port),
+        "--workers", "1",
+        "--allowed-hosts", f"{HOST}:{port},localhost:{port}",
+        *extra,
+    ]  # fmt: skip
+
+
+def mlflow_server_env(**extra: str) -> dict[str, str]:
+    """The server's environment: ours without client settings, job runner off (2 processes, fast start)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+    # The server finds `uvicorn` and friends on PATH: those of this environment, activated or not.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **extra}
+
+
+# --- Scenario 2: a team's tracking server ------------------------------------------------------
+
+
+def team_server_url() -> str:
+    return f"http://{HOST}:{config.server_port()}"
+
+
+def team_server_folder() -> Path:
+    return config.servers_dir() / "scenario2"
+
+
+def _team_service() -> Service:
+    return Service("mlflow", team_server_folder())
+
+
+def start_team_server() -> str:
+    """Start the scenario-2 server (SQLite + artifacts in its folder), wait for /health, return its URL."""
+    url, port, service = team_server_url(), config.server_port(), _team_service()
+    if service.process() is not None and is_healthy(url):
+        return url
+    service.stop()  # a process left half-started, if any
+    require_free_ports({"WEEK2_SERVER_PORT": port})
+    folder = service.folder
+    command = mlflow_server_command(port, f"sqlite:///{folder / 'mlflow.db'}", str(folder / "artifacts"))
+    service.start(command, env=mlflow_server_env())
+    try:
+        wait_until(lambda: is_healthy(url), service, f"The team tracking server on {url}")
+    except BaseException:
+        service.stop()
+        raise
+    return url
+
+
+def ensure_team_server() -> bool:
+    """Make sure a tracking server answers at the configured address; True if this call started it."""
+    if is_healthy(team_server_url()):
+        return False
+    start_team_server()
+    return True
+
+
+def stop_team_server() -> bool:
+    """Stop the scenario-2 server by its pid file (its data stays); False if it was not running."""
+    return _team_service().stop()
+
+
+# --- Scenario 3: PostgreSQL, an S3-compatible store and MLflow with basic auth ----------------
+
+
+def scenario3_url() -> str:
+    return f"http://{HOST}:{config.scenario3_port()}"
+
+
+def scenario3_folder() -> Path:
+    return config.servers_dir() / "scenario3"
+
+
+def secrets_path() -> Path:
+    return scenario3_folder() / "secrets.json"
+
+
+def s3_endpoint() -> str:
+    return f"http://{HOST}:{config.s3_port()}"
+
+
+def _scenario3_services() -> dict[str, Service]:
+    folder = scenario3_folder()
+    return {name: Service(name, folder) for name in ("postgres", "s3", "mlflow")}
+
+
+def read_secrets() -> dict[str, str]:
+    """The generated passwords and keys of scenario 3 (for the operator and the notebook)."""
+    try:
+        return json.loads(secrets_path().read_text())
+    except FileNotFoundError:
+        raise ServerError(
+            f"No secrets in {secrets_path()}: start scenario 3 first (make scenario3)."
+        ) from None
+
+
+def credentials(user: str) -> dict[str, str]:
+    """The environment variables an MLflow client reads to sign in as `user` (admin or student)."""
+    if user not in USERS:
+        raise ServerError(f"Unknown user {user!r}: scenario 3 has {' and '.join(USERS)}.")
+    return {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": read_secrets()[f"{user}_password"]}
+
+
+@contextmanager
+def signed_in(user: str) -> Iterator[None]:
+    """MLflow calls inside the block are made as `user`; the previous identity comes back after it."""
+    names = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    before = {name: os.environ.get(name) for name in names}
+    os.environ.update(credentials(user))
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def postgres_connection(dbname: str = BACKEND_DB):
+    """A psycopg2 connection to scenario 3's PostgreSQL (the operator's view of the tables)."""
+    import psycopg2
+
+    password = read_secrets()["postgres_password"]
+    return psycopg2.connect(
+        host=HOST,
+        port=config.postgres_port(),
+        user=DB_USER,
+        password=password,
+        dbname=dbname,
+        connect_timeout=3,
+    )
+
+
+def s3_client():
+    """A boto3 S3 client of scenario 3's object store (the operator's view; MLflow clients need none)."""
+    import boto3
+
+    keys = read_secrets()
+    return boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint(),
+        aws_access_key_id=keys["s3_access_key_id"],
+        aws_secret_access_key=keys["s3_secret_access_key"],
+        region_name=REGION,
+    )
+
+
+def auth_client():
+    """MLflow's basic-auth client of scenario 3 (users, permissions); sign in as the admin to use it."""
+    with warnings.catch_warnings():
+        # Importing mlflow.server makes Starlette warn about the deprecated WSGI middleware that
+        # MLflow 3.17 uses internally: MLflow's to fix, and noise in every output here.
+        warnings.filterwarnings("ignore", message="starlette.middleware.wsgi is deprecated")
+        from mlflow.server import get_app_client
+
+        return get_app_client("basic-auth", tracking_uri=scenario3_url())
+
+
+def _postgres_uri(dbname: str) -> str:
+    # No password in the URI: libpq reads PGPASSWORD from the server's environment.
+    return f"postgresql+psycopg2://{DB_USER}@{HOST}:{config.postgres_port()}/{dbname}"
+
+
+def _postgres_account() -> str | None:
+    """The account PostgreSQL runs as: None (ourselves) unless we are root, who may not run it."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(POSTGRES_OS_USER)
+    except KeyError:
+        raise ServerError(
+            f"PostgreSQL refuses to run as root, and there is no {POSTGRES_OS_USER!r} account to run it "
+            f"as: create one (useradd --system --user-group {POSTGRES_OS_USER}) or run as a normal user."
+        ) from None
+    return POSTGRES_OS_USER
+
+
+def _postgres_program(name: str) -> str:
+    """A PostgreSQL server program from PATH, or from Debian's /usr/lib/postgresql/<version>/bin."""
+    debian = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)  # newest version first
+    found = shutil.which(name) or next(iter(debian), None)
+    if found is None:
+        raise ServerError(
+            f"PostgreSQL's {name} was not found: install PostgreSQL 15 (Debian/Ubuntu: apt install "
+            "postgresql-15; macOS: brew install postgresql@15) or put its bin folder on PATH."
+        )
+    return found
+
+
+def _hand_over(path: Path, account: str | None) -> None:
+    """Give `path` to the account PostgreSQL runs as, and check that it can reach it."""
+    if account is None:
+        return
+    entry = pwd.getpwnam(account)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001 and parent.stat().st_uid != entry.pw_uid:
+            raise ServerError(
+                f"PostgreSQL runs as {account!r}, which may not enter {parent}: run chmod o+x {parent}, "
+                "or set WEEK2_SERVERS_DIR to a folder that every account can reach."
+            )
+
+
+def _start_postgres(folder: Path, keys: dict[str, str]) -> None:
+    account = _postgres_account()
+    data, sockets = folder / "pgdata", folder / "pgsocket"
+    for path in (data, sockets):
+        path.mkdir(mode=0o700)
+        _hand_over(path, account)
+    password_file = sockets / "initdb-password"
+    password_file.write_text(keys["postgres_password"])
+    _hand_over(password_file, account)
+    initdb = [
+        _postgres_program("initdb"), "--pgdata", str(data), "--username", DB_USER,
+        "--pwfile", str(password_file), "--auth", "scram-sha-256",
+        "--encoding", "UTF8", "--no-locale", "--no-instructions",
+    ]  # fmt: skip
+    done = subprocess.run(initdb, capture_output=True, text=True, cwd=folder, **_run_as(account))
+    password_file.unlink()
+    if done.returncode != 0:
+        raise ServerError(f"initdb failed for {data}:\n{done.stdout}{done.stderr}")
+
+    service = Service("postgres", folder)
+    server = [
+        _postgres_program("postgres"), "-D", str(data), "-p", str(config.postgres_port()),
+        "-c", f"listen_addresses={HOST}", "-c", f"unix_socket_directories={sockets}",
+        "-c", "unix_socket_permissions=0700",
+    ]  # fmt: skip
+    service.start(server, user=account)
+    wait_until(_postgres_answers, service, "PostgreSQL")
+    connection = postgres_connection("postgres")
+    connection.autocommit = True  # CREATE DATABASE cannot run inside a transaction
+    try:
+        with connection.cursor() as cursor:
+            for dbname in (BACKEND_DB, AUTH_DB):
+                cursor.execute(f"CREATE DATABASE {dbname}")
+    finally:
+        connection.close()
+
+
+def _postgres_answers() -> bool:
+    import psycopg2
+
+    try:
+        postgres_connection("postgres").close()
+    except psycopg2.OperationalError:
+        return False
+    return True
+
+
+def _start_s3(folder: Path) -> None:
+    service = Service("s3", folder)
+    service.start([sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(config.s3_port())])
+
+    def answers() -> bool:
+        try:
+            return requests.get(s3_endpoint(), timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    wait_until(answers, service, f"The S3-compatible endpoint on {s3_endpoint()}")
+    s3_client().create_bucket(Bucket=BUCKET)
+
+
+def _start_mlflow_with_auth(folder: Path, keys: dict[str, str]) -> None:
+    auth_config = folder / "basic_auth.ini"
+    auth_config.write_text(AUTH_CONFIG.format(database_uri=_postgres_uri(AUTH_DB), admin=ADMIN))
+    env = mlflow_server_env(
+        PGPASSWORD=keys["postgres_password"],
+        MLFLOW_AUTH_CONFIG_PATH=str(auth_config),
+        MLFLOW_AUTH_ADMIN_PASSWORD=keys["admin_password"],
+        MLFLOW_FLASK_SERVER_SECRET_KEY=keys["flask_secret_key"],
+        MLFLOW_S3_ENDPOINT_URL=s3_endpoint(),
+        AWS_ACCESS_KEY_ID=keys["s3_access_key_id"],
+        AWS_SECRET_ACCESS_KEY=keys["s3_secret_access_key"],
+        AWS_DEFAULT_REGION=REGION,
+    )
+    port = config.scenario3_port()
+    command = mlflow_server_command(
+        port, _postgres_uri(BACKEND_DB), f"s3://{BUCKET}/artifacts", "--app-name", "basic-auth"
+    )
+    service = Service("mlflow", folder)
+    service.start(command, env=env)
+    wait_until(lambda: is_healthy(scenario3_url()), service, f"MLflow with basic auth on {scenario3_url()}")
+
+
+def _write_new_secrets(path: Path) -> dict[str, str]:
+    keys = {
+        "admin_password": secrets.token_urlsafe(18),
+        "student_password": secrets.token_urlsafe(18),
+        "flask_secret_key": secrets.token_hex(32),
+        "postgres_password": secrets.token_urlsafe(18),
+        "s3_access_key_id": secrets.token_hex(10).upper(),
+        "s3_secret_access_key": secrets.token_urlsafe(30),
+    }
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        json.dump(keys, file, indent=2)
+    return keys
+
+
+def start_scenario3() -> str:
+    """Start PostgreSQL, the S3 endpoint and MLflow with basic auth, create the student; return the URL.
+
+    Everything starts afresh with new secrets; if any step fails, whatever started is stopped.
+    """
+    url, services = scenario3_url(), _scenario3_services()
+    if all(s.process() is not None for s in services.values()) and is_healthy(url):
+        return url
+    stop_scenario3()  # what a failed start or a reboot left behind
+    require_free_ports(
+        {
+            "WEEK2_SCENARIO3_PORT": config.scenario3_port(),
+            "WEEK2_S3_PORT": config.s3_port(),
+            "WEEK2_POSTGRES_PORT": config.postgres_port(),
+        }
+    )
+    folder = scenario3_folder()
+    folder.mkdir(parents=True)
+    folder.chmod(0o711)  # PostgreSQL's account may pass through, but not list the secrets
+    try:
+        keys = _write_new_secrets(secrets_path())
+        _start_postgres(folder, keys)
+        _start_s3(folder)
+        _start_mlflow_with_auth(folder, keys)
+        with signed_in(ADMIN):
+            auth_client().create_user(STUDENT, keys["student_password"])
+    except BaseException:
+        stop_scenario3()
+        raise
+    return url
+
+
+def ensure_scenario3() -> bool:
+    """Make sure scenario 3 answers at the configured address; True if this call started it."""
+    if is_healthy(scenario3_url()):
+        if not secrets_path().is_file():
+            raise ServerError(
+                f"A server answers on {scenario3_url()}, but {secrets_path()} does not exist: stop that "
+                "server, or set WEEK2_SCENARIO3_PORT to a free port."
+            )
+        return False
+    start_scenario3()
+    return True
+
+
+def stop_scenario3() -> bool:
+    """Stop MLflow, the S3 endpoint and PostgreSQL, then delete the folder; False if nothing ran."""
+    services = _scenario3_services()
+    stopped = [
+        services["mlflow"].stop(),
+        services["s3"].stop(),
+        services["postgres"].stop(signal.SIGINT),  # PostgreSQL's "fast" shutdown
+    ]
+    if scenario3_folder().exists():
+        shutil.rmtree(scenario3_folder())
+    return any(stopped)
+
+
+# --- Command line ------------------------------------------------------------------------------
+
+
+def main_servers(command: str) -> int:
+    """`python -m week2 server|server-stop|scenario3|scenario3-stop` (the Makefile's targets)."""
+    if command == "server":
+        state = "started" if ensure_team_server() else "already answers"
+        print(f"Team tracking server (scenario 2) {state} on {team_server_url()}")
+        print(f"  its data: {team_server_folder()}")
+        print(f"  use it:   export MLFLOW_TRACKING_URI={team_server_url()}")
+        print("  stop it:  make server-stop")
+    elif command == "server-stop":
+        print(
+            "Team tracking server stopped." if stop_team_server() else "No team tracking server was running."
+        )
+    elif command == "scenario3":
+        state = "started" if ensure_scenario3() else "already answers"
+        print(f"Scenario 3 {state}: MLflow with basic auth on {scenario3_url()}")
+        print(f"  PostgreSQL on {HOST}:{config.postgres_port()}, S3-compatible endpoint on {s3_endpoint()}")
+        print(f"  users {' and '.join(USERS)}: passwords and other secrets in {secrets_path()}")
+        print("  stop it (and delete its data): make scenario3-stop")
+    elif command == "scenario3-stop":
+        print(
+            "Scenario 3 stopped, its folder deleted." if stop_scenario3() else "Scenario 3 was not running."
+        )
+    else:
+        raise ServerError(
+            f"Unknown command {command!r}: use server, server-stop, scenario3 or scenario3-stop."
+        )
+    return 0
