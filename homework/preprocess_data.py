@@ -1,0 +1,98 @@
+"""Q2: turn three months of green taxi trips into the homework's four pickles.
+
+It writes, exactly as the course's script does, `dv.pkl` (the DictVectorizer fitted on the
+training month) and `train.pkl`, `val.pkl`, `test.pkl` (each an `(X, y)` tuple: the sparse
+feature matrix and the trip durations in minutes). The preprocessing is the course's, from
+`week2.utils`: durations from the lpep times kept within 1..60 minutes, zone IDs as strings,
+`PU_DO` categorical and `trip_distance` numerical.
+
+    python preprocess_data.py --raw_data_path <TAXI_DATA_FOLDER> --dest_path ./output
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from common import HOMEWORK_MONTHS, dump_pickle
+from sklearn.feature_extraction import DictVectorizer
+
+from week2 import config, data, utils
+
+
+def month_files(raw_data_path: Path | None, dataset: str, months: list[str]) -> list[Path]:
+    """The months' parquet files: from `raw_data_path` when given, else as week2.data finds them."""
+    try:
+        for month in months:
+            config.check_month(month)
+        if raw_data_path is None:
+            source, paths = data.resolve_months(months, dataset)
+            click.echo(f"data: {source} ({', '.join(months)})")
+            return paths
+    except (config.ConfigError, data.DataError) as error:
+        raise click.ClickException(str(error)) from None
+    paths = [raw_data_path / data.month_filename(month, dataset) for month in months]
+    for path in paths:
+        if not path.is_file():
+            raise click.ClickException(
+                f"{path} not found: download it into {raw_data_path}, or leave out --raw_data_path "
+                "to let week2 get the months."
+            )
+    return paths
+
+
+@click.command()
+@click.option(
+    "--raw_data_path",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder with the raw <dataset>_tripdata_YYYY-MM.parquet files; default: get them as the "
+    "course does (cache, WEEK2_TLC_MIRROR, download; the sample when WEEK2_DATA=sample).",
+)
+@click.option(
+    "--dest_path",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("output"),
+    show_default=True,
+    help="Folder the four pickles are written to.",
+)
+@click.option("--dataset", default="green", show_default=True, help="TLC dataset of the files.")
+@click.option(
+    "--train_month",
+    default=HOMEWORK_MONTHS[0],
+    show_default=True,
+    help="Month the vectorizer and models are fitted on.",
+)
+@click.option("--val_month", default=HOMEWORK_MONTHS[1], show_default=True, help="Month for validation.")
+@click.option(
+    "--test_month", default=HOMEWORK_MONTHS[2], show_default=True, help="Month held out for testing."
+)
+def run_data_prep(
+    raw_data_path: Path | None,
+    dest_path: Path,
+    dataset: str,
+    train_month: str,
+    val_month: str,
+    test_month: str,
+) -> None:
+    """Fit a DictVectorizer on the training month; write dv.pkl, train.pkl, val.pkl and test.pkl."""
+    paths = month_files(raw_data_path, dataset, [train_month, val_month, test_month])
+    df_train, df_val, df_test = (utils.read_dataframe(path) for path in paths)
+
+    dv = DictVectorizer()
+    X_train = dv.fit_transform(utils.feature_dicts(df_train))
+    X_val = dv.transform(utils.feature_dicts(df_val))
+    X_test = dv.transform(utils.feature_dicts(df_test))
+
+    dest_path.mkdir(parents=True, exist_ok=True)
+    dump_pickle(dv, dest_path / "dv.pkl")
+    for name, X, df in (("train", X_train, df_train), ("val", X_val, df_val), ("test", X_test, df_test)):
+        dump_pickle((X, df[utils.TARGET].to_numpy()), dest_path / f"{name}.pkl")
+    click.echo(
+        f"wrote dv.pkl, train.pkl, val.pkl, test.pkl to {dest_path} "
+        f"({X_train.shape[0]}/{X_val.shape[0]}/{X_test.shape[0]} trips, {len(dv.feature_names_)} features)"
+    )
+
+
+if __name__ == "__main__":
+    run_data_prep()
