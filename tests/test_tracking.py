@@ -70,7 +70,9 @@ def test_best_run_is_found_by_metric_across_experiments(store):
 
 
 def test_logged_pipeline_predicts_from_raw_trips_and_is_self_contained(store):
-    X = pd.DataFrame({"PULocationID": [1, 2, 1, 5], "DOLocationID": [3, 3, 4, 5], "trip_distance": [1.0, 2, 3, 4]})
+    X = pd.DataFrame(
+        {"PULocationID": [1, 2, 1, 5], "DOLocationID": [3, 3, 4, 5], "trip_distance": [1.0, 2, 3, 4]}
+    )
     y = [5.0, 10.0, 15.0, 20.0]
     pipeline = utils.make_pipeline(LinearRegression()).fit(X, y)
     tracking.setup_mlflow("models")

@@ -145,13 +145,7 @@ class Service:
         """Send `stop_signal`, then kill what is left of the process tree; False if it was not running."""
         process = self.process()
         if process is not None:
-            family = [process, *process.children(recursive=True)]
-            process.send_signal(stop_signal)
-            leftovers = _wait_until_exited(family)
-            for leftover in leftovers:
-                with suppress(psutil.NoSuchProcess):
-                    leftover.kill()
-            _wait_until_exited(leftovers)
+            stop_process_tree(process, stop_signal)
             popen = _STARTED.pop(process.pid, None)
             if popen is not None:
                 popen.wait(STOP_TIMEOUT_SECONDS)  # reap our own child
@@ -189,6 +183,24 @@ def _wait_until_exited(processes: list[psutil.Process]) -> list[psutil.Process]:
         time.sleep(0.05)
         running = [p for p in running if not _has_exited(p)]
     return running
+
+
+def stop_process_tree(process: psutil.Process, stop_signal: signal.Signals = signal.SIGTERM) -> None:
+    """Send `stop_signal` to `process`, wait for it and its descendants, kill whatever lingers.
+
+    Servers fork workers that keep their port open for a moment after their parent has gone, so
+    the whole tree is waited for: when this returns, nothing the process started still listens.
+    """
+    try:
+        family = [process, *process.children(recursive=True)]
+        process.send_signal(stop_signal)
+    except psutil.NoSuchProcess:
+        return
+    leftovers = _wait_until_exited(family)
+    for leftover in leftovers:
+        with suppress(psutil.NoSuchProcess):
+            leftover.kill()
+    _wait_until_exited(leftovers)
 
 
 def wait_until(ready: Callable[[], bool], service: Service, what: str) -> None:

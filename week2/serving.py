@@ -25,11 +25,12 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+import psutil
 import requests
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
-from week2 import config, data, registry, utils
+from week2 import config, data, registry, servers, utils
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_SECONDS = 120
@@ -136,12 +137,9 @@ def log_tail(server: ModelServer, lines: int = 15) -> str:
 def stop_server(server: ModelServer) -> None:
     """Stop the server and every process it started, then remove its log."""
     if server.process.poll() is None:
-        os.killpg(server.process.pid, signal.SIGTERM)
-        try:
-            server.process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait()
+        with suppress(psutil.NoSuchProcess):
+            servers.stop_process_tree(psutil.Process(server.process.pid))
+        server.process.wait(timeout=STOP_TIMEOUT_SECONDS)  # reap it
     server.log_path.unlink(missing_ok=True)
 
 
