@@ -81,3 +81,7 @@ scenario3: $(STAMP) ## scenario 3: PostgreSQL + S3 (moto) + MLflow with basic au
 
 scenario3-stop: $(STAMP) ## stop scenario 3's three servers and delete its data (its S3 stand-in lives in memory)
 	$(PY) -m week2 scenario3-stop
+
+.PHONY: homework
+homework: $(STAMP) ## run the homework scripts, print the answers, write homework/submission.json, check the store (MONTHS="2023-01 2023-02 2023-03", TRIALS=15)
+	$(PY) homework/run_homework.py $(if $(MONTHS),--months "$(MONTHS)") $(if $(TRIALS),--trials $(TRIALS))

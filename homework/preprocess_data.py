@@ -21,10 +21,10 @@ from week2 import config, data, utils
 
 
 def month_files(raw_data_path: Path | None, dataset: str, months: list[str]) -> list[Path]:
-    """The months' parquet files: from `raw_data_path` when given, else as week2.data finds them."""
+    """The train, val and test months' parquet files: from `raw_data_path` if given, else via week2.data."""
     try:
-        for month in months:
-            config.check_month(month)
+        for option, month in zip(("--train_month", "--val_month", "--test_month"), months, strict=True):
+            config.check_month(month, option)
         if raw_data_path is None:
             source, paths = data.resolve_months(months, dataset)
             click.echo(f"data: {source} ({', '.join(months)})")

@@ -5,7 +5,7 @@ session (a tag on every run), so earlier runs in the same tracking store do not 
 answer is read back from the store or the files with its evidence, `submission.json` is written
 and every question gets a pass/fail line; the exit status is 1 when a check fails.
 
-    python homework/run_homework.py --months 2023-01 2023-02 2023-03 --trials 15
+    python homework/run_homework.py --months "2023-01 2023-02 2023-03" --trials 15
 """
 
 from __future__ import annotations
@@ -39,6 +39,23 @@ from common import (
 )
 
 from week2 import config, data
+
+
+def parse_months(text: str) -> list[str]:
+    """'2023-01 2023-02 2023-03' (or with commas) → the three months, each checked."""
+    months = text.replace(",", " ").split()
+    example = " ".join(HOMEWORK_MONTHS)
+    if len(months) != 3:
+        raise click.ClickException(
+            f'give three months, train, validation and test, not {text!r}: e.g. MONTHS="{example}".'
+        )
+    try:
+        return [
+            config.check_month(month, name)
+            for month, name in zip(months, ("train", "val", "test"), strict=True)
+        ]
+    except config.ConfigError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def run_script(step: int, script: str, *args: str) -> None:
@@ -76,10 +93,9 @@ def print_table(answers) -> None:
 @click.command()
 @click.option(
     "--months",
-    nargs=3,
-    default=HOMEWORK_MONTHS,
+    default=" ".join(HOMEWORK_MONTHS),
     show_default=True,
-    help="Train, validation and test months (green taxi).",
+    help="Train, validation and test months (green taxi), separated by spaces.",
 )
 @click.option("--trials", type=click.IntRange(min=1), default=15, show_default=True, help="Hyperopt trials.")
 @click.option(
@@ -103,7 +119,7 @@ def print_table(answers) -> None:
     "--tracking-uri", default=None, help="Tracking store; default MLFLOW_TRACKING_URI, else mlflow.db."
 )
 def run_homework(
-    months: tuple[str, str, str],
+    months: str,
     trials: int,
     top_n: int,
     dest_path: Path,
@@ -113,8 +129,9 @@ def run_homework(
     """Run preprocess_data.py, train.py, hpo.py and register_model.py; answer and check Q1-Q6."""
     if tracking_uri:
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri  # for this process and the four scripts
+    months = parse_months(months)
     try:
-        source, paths = data.resolve_months([config.check_month(m) for m in months])
+        source, paths = data.resolve_months(months)
     except (config.ConfigError, data.DataError) as error:
         raise click.ClickException(str(error)) from None
     session = uuid.uuid4().hex[:12]
