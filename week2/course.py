@@ -51,6 +51,10 @@ def execute_notebook(path: Path, executed_dir: Path, timeout: int = CELL_TIMEOUT
         notebook,
         timeout=timeout,
         kernel_name="python3",
+        # The kernel listens on loopback only; its start-up warning about unencrypted TCP would
+        # otherwise be printed between the progress bars of every notebook. Warnings raised by the
+        # notebook's own code still reach the executed copy.
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
         resources={"metadata": {"path": str(path.parent)}},
         on_cell_executed=lambda cell, **_: bar.update(1) if cell.cell_type == "code" else None,
     )
