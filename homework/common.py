@@ -56,6 +56,17 @@ def load_pickle(path: Path):
         return pickle.load(f_in)
 
 
+def data_path_option(command):
+    """Add --data_path, the folder preprocess_data.py wrote its pickles to, to a script's command line."""
+    return click.option(
+        "--data_path",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("output"),
+        show_default=True,
+        help="Folder where preprocess_data.py wrote its pickles.",
+    )(command)
+
+
 def tracking_options(command):
     """Add --tracking-uri and --session to a script's command line."""
     command = click.option(

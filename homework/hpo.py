@@ -14,7 +14,15 @@ from pathlib import Path
 import click
 import mlflow
 import numpy as np
-from common import HPO_EXPERIMENT, SEARCH_SPACE, load_pickle, run_tags, start_tracking, tracking_options
+from common import (
+    HPO_EXPERIMENT,
+    SEARCH_SPACE,
+    data_path_option,
+    load_pickle,
+    run_tags,
+    start_tracking,
+    tracking_options,
+)
 from hyperopt import STATUS_OK, Trials, fmin, tpe
 from sklearn.ensemble import RandomForestRegressor
 
@@ -22,13 +30,7 @@ from week2 import utils
 
 
 @click.command()
-@click.option(
-    "--data_path",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("output"),
-    show_default=True,
-    help="Folder where preprocess_data.py wrote its pickles.",
-)
+@data_path_option
 @click.option(
     "--num_trials",
     type=click.IntRange(min=1),

@@ -20,6 +20,7 @@ from common import (
     HPO_EXPERIMENT,
     MODEL_NAME,
     SEARCH_SPACE,
+    data_path_option,
     enable_autolog,
     load_pickle,
     run_tags,
@@ -79,13 +80,7 @@ def logged_model_uri(run) -> str:
 
 
 @click.command()
-@click.option(
-    "--data_path",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("output"),
-    show_default=True,
-    help="Folder where preprocess_data.py wrote its pickles.",
-)
+@data_path_option
 @click.option(
     "--top_n",
     type=click.IntRange(min=1),

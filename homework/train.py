@@ -12,20 +12,22 @@ from pathlib import Path
 
 import click
 import mlflow
-from common import TRAIN_EXPERIMENT, enable_autolog, load_pickle, run_tags, start_tracking, tracking_options
+from common import (
+    TRAIN_EXPERIMENT,
+    data_path_option,
+    enable_autolog,
+    load_pickle,
+    run_tags,
+    start_tracking,
+    tracking_options,
+)
 from sklearn.ensemble import RandomForestRegressor
 
 from week2 import utils
 
 
 @click.command()
-@click.option(
-    "--data_path",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("output"),
-    show_default=True,
-    help="Folder where preprocess_data.py wrote its pickles.",
-)
+@data_path_option
 @tracking_options
 def run_train(data_path: Path, tracking_uri: str | None, session: str) -> None:
     """Fit the random forest on train.pkl with autolog on; log its RMSE on val.pkl."""
