@@ -77,7 +77,10 @@ def run_data_prep(
 ) -> None:
     """Fit a DictVectorizer on the training month; write dv.pkl, train.pkl, val.pkl and test.pkl."""
     paths = month_files(raw_data_path, dataset, [train_month, val_month, test_month])
-    df_train, df_val, df_test = (utils.read_dataframe(path) for path in paths)
+    try:
+        df_train, df_val, df_test = (utils.read_dataframe(path) for path in paths)
+    except data.DataError as error:  # a file that is not a whole TLC month
+        raise click.ClickException(str(error)) from None
 
     dv = DictVectorizer()
     X_train = dv.fit_transform(utils.feature_dicts(df_train))
