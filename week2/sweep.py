@@ -10,21 +10,22 @@ Why it is fast (`benchmarks/bench_sweep.py` measures it against the course's ori
 
 `objective` is a plain function of the sampled parameters: it trains one booster and, given the
 sweep's parent run, records the trial as a nested child run (params, `val_rmse`, `best_iteration`,
-`train_seconds`). Child runs log no model; the best trial is retrained as one pipeline
-(`make_model`) and logged once.
+`train_seconds`). Child runs log no model; the best trial is found again with `search_runs`
+(`trial_runs`, `params_of`), retrained as one pipeline (`make_model`) and logged once.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import mlflow
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from hyperopt import STATUS_OK, hp
+from hyperopt import STATUS_OK, Trials, fmin, hp, space_eval, tpe
 from hyperopt.pyll import scope
 from mlflow.entities import Metric, Param, Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
@@ -70,7 +71,8 @@ def make_preprocessor(seed: int) -> Pipeline:
     `transform` calls use the encoding learnt on the whole training month. Unseen zone pairs get
     the overall mean duration.
     """
-    encoder = TargetEncoder(target_type="continuous", cv=KFold(ENCODER_FOLDS, shuffle=True, random_state=seed))
+    folds = KFold(ENCODER_FOLDS, shuffle=True, random_state=seed)
+    encoder = TargetEncoder(target_type="continuous", cv=folds)
     columns = ColumnTransformer(
         [("target_encoded", encoder, utils.CATEGORICAL), ("raw", "passthrough", utils.NUMERICAL)],
         verbose_feature_names_out=False,
@@ -97,10 +99,13 @@ def build_setup(X_train: pd.DataFrame, y_train, X_val: pd.DataFrame, y_val, seed
     return SweepSetup(train, val, {**FIXED_PARAMS, "nthread": threads(), "seed": seed})
 
 
-def objective(params: dict, setup: SweepSetup, parent: Run | None = None) -> dict:
+def objective(
+    params: dict, setup: SweepSetup, parent: Run | None = None, run_name: str | None = None
+) -> dict:
     """Train one booster with `params`, early-stopped on the validation month; hyperopt's loss.
 
-    With `parent`, the trial is recorded as a child run of it, inheriting the parent's tags.
+    With `parent`, the trial is recorded as a child run of it (named `run_name`), inheriting the
+    parent's tags.
     """
     started = time.perf_counter()
     booster = xgb.train(
@@ -117,11 +122,11 @@ def objective(params: dict, setup: SweepSetup, parent: Run | None = None) -> dic
         "train_seconds": time.perf_counter() - started,
     }
     if parent is not None:
-        log_trial(parent, params, metrics)
+        log_trial(parent, params, metrics, run_name)
     return {"loss": metrics["val_rmse"], "status": STATUS_OK, **metrics}
 
 
-def log_trial(parent: Run, params: dict, metrics: dict) -> str:
+def log_trial(parent: Run, params: dict, metrics: dict, run_name: str | None = None) -> str:
     """Record one trial as a child run of `parent`; return its run id.
 
     Three calls to the store (create, one batch of params and metrics, finish): a trial lasts well
@@ -130,7 +135,9 @@ def log_trial(parent: Run, params: dict, metrics: dict) -> str:
     client = mlflow.MlflowClient()
     inherited = {k: v for k, v in parent.data.tags.items() if not k.startswith("mlflow.")}
     child = client.create_run(
-        parent.info.experiment_id, tags={**inherited, MLFLOW_PARENT_RUN_ID: parent.info.run_id}
+        parent.info.experiment_id,
+        tags={**inherited, MLFLOW_PARENT_RUN_ID: parent.info.run_id},
+        run_name=run_name,
     )
     now = int(time.time() * 1000)
     client.log_batch(
@@ -140,3 +147,69 @@ def log_trial(parent: Run, params: dict, metrics: dict) -> str:
     )
     client.set_terminated(child.info.run_id)
     return child.info.run_id
+
+
+def run_sweep(
+    setup: SweepSetup,
+    max_evals: int,
+    seed: int,
+    parent: Run | None = None,
+    progress: bool = True,
+    on_trial: Callable[[dict], None] | None = None,
+) -> Trials:
+    """TPE over `SEARCH_SPACE` for `max_evals` trials, seeded, each trial a child run of `parent`.
+
+    Trials are logged as they finish, in the sweep's own thread: a background logger would fight
+    the booster's training loop for the GIL and cost far more than the ~15 ms a trial's three
+    writes take. `on_trial`, if given, is called with each trial's result as soon as it is known.
+    """
+
+    def trial(params: dict) -> dict:
+        result = objective(params, setup, parent, run_name=f"trial-{len(trials.trials):03d}")
+        if on_trial is not None:
+            on_trial(result)
+        return result
+
+    trials = Trials()
+    fmin(
+        trial,
+        SEARCH_SPACE,
+        algo=tpe.suggest,
+        max_evals=max_evals,
+        trials=trials,
+        rstate=np.random.default_rng(seed),
+        show_progressbar=progress,
+    )
+    return trials
+
+
+def trial_runs(parent: Run) -> list[Run]:
+    """The finished child runs of a sweep's parent run, best `val_rmse` first."""
+    return mlflow.search_runs(
+        experiment_ids=[parent.info.experiment_id],
+        filter_string=(
+            f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent.info.run_id}' and attributes.status = 'FINISHED'"
+        ),
+        order_by=["metrics.val_rmse ASC"],
+        output_format="list",
+    )
+
+
+def params_of(run: Run) -> dict:
+    """A trial run's logged parameters as the plain values the booster took (ints stay ints).
+
+    Params come back from the store as strings; `space_eval` reapplies the space's own casts.
+    """
+    return space_eval(SEARCH_SPACE, {name: float(run.data.params[name]) for name in SEARCH_SPACE})
+
+
+def make_model(params: dict, rounds: int, seed: int) -> Pipeline:
+    """The tuned model as one unit: raw trip columns → target encoding → xgboost with `params`.
+
+    Fitting it repeats what a sweep trial did (same encoder folds, same histogram method), for a
+    fixed number of `rounds`: the best trial's `best_iteration + 1`.
+    """
+    booster = xgb.XGBRegressor(
+        **FIXED_PARAMS, **params, n_estimators=rounds, n_jobs=threads(), random_state=seed
+    )
+    return Pipeline([("preprocess", make_preprocessor(seed)), ("model", booster)])
