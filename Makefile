@@ -85,3 +85,11 @@ scenario3-stop: $(STAMP) ## stop scenario 3's three servers and delete its data 
 .PHONY: homework
 homework: $(STAMP) ## run the homework scripts, print the answers, write homework/submission.json, check the store (MONTHS="2023-01 2023-02 2023-03", TRIALS=15)
 	$(PY) homework/run_homework.py $(if $(MONTHS),--months "$(MONTHS)") $(if $(TRIALS),--trials $(TRIALS))
+
+.PHONY: bench-sweep
+bench-sweep: $(STAMP) ## original vs notebook 03's xgboost sweep on the real months (~20 min): speedup, tracking overhead
+	$(PY) benchmarks/bench_sweep.py
+
+.PHONY: bench
+bench: $(STAMP) ## timings: every notebook and make course (real and sample), tracking throughput, start-up (~15 min)
+	$(PY) benchmarks/bench.py
