@@ -80,3 +80,41 @@ def candidate_comparison(
     np.atleast_1d(axes)[0].invert_yaxis()  # the first row of the table on top
     fig.tight_layout()
     return fig
+
+
+def sweep_progress(losses, title: str = "Sweep: validation RMSE per trial") -> Figure:
+    """Each trial's loss in the order TPE tried it, with the best so far as a step line."""
+    import matplotlib.pyplot as plt
+
+    losses = np.asarray(losses, dtype=float)
+    trials = np.arange(1, len(losses) + 1)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.scatter(trials, losses, s=18, color="#4C72B0", label="trial")
+    ax.step(trials, np.minimum.accumulate(losses), where="post", color="#C44E52", label="best so far")
+    ax.set(title=title, xlabel="trial", ylabel="validation RMSE (min)")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def loss_against_params(
+    table: pd.DataFrame, params: list[str], loss: str, log_scale: tuple[str, ...] = ()
+) -> Figure:
+    """One scatter panel per parameter: `loss` against the parameter's value, best trial in red.
+
+    `table` has one row per trial; parameters in `log_scale` get a logarithmic axis.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(params), figsize=(3.3 * len(params), 3.2), sharey=True)
+    best = table[loss].idxmin()
+    for ax, param in zip(np.atleast_1d(axes), params, strict=True):
+        ax.scatter(table[param], table[loss], s=16, color="#4C72B0")
+        ax.scatter(table.loc[best, param], table.loc[best, loss], s=40, color="#C44E52", label="best")
+        if param in log_scale:
+            ax.set_xscale("log")
+        ax.set(xlabel=param)
+    np.atleast_1d(axes)[0].set(ylabel=loss)
+    np.atleast_1d(axes)[0].legend()
+    fig.tight_layout()
+    return fig

@@ -213,3 +213,22 @@ def make_model(params: dict, rounds: int, seed: int) -> Pipeline:
         **FIXED_PARAMS, **params, n_estimators=rounds, n_jobs=threads(), random_state=seed
     )
     return Pipeline([("preprocess", make_preprocessor(seed)), ("model", booster)])
+
+
+def trials_table(runs: list[Run]) -> pd.DataFrame:
+    """One row per trial run, in the order the trials ran: plain parameter values and metrics."""
+    rows = [
+        {"trial": run.info.run_name, **params_of(run), **{m: run.data.metrics[m] for m in TRIAL_METRICS}}
+        for run in sorted(runs, key=lambda run: (run.info.start_time, run.info.run_name))
+    ]
+    return pd.DataFrame(rows)
+
+
+def influence(table: pd.DataFrame, loss: str = "val_rmse") -> pd.Series:
+    """How strongly each parameter goes with the loss: |Spearman rank correlation|, strongest first.
+
+    Rank correlation needs no log transform and is not thrown by one outlying trial; with a few
+    dozen trials it is a hint of what matters, not a measurement.
+    """
+    ranked = table[list(SEARCH_SPACE)].corrwith(table[loss], method="spearman").abs()
+    return ranked.fillna(0.0).sort_values(ascending=False)
