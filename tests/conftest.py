@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -23,6 +24,8 @@ SHARED_TLC = REPO_ROOT.parent / "shared" / "data" / "tlc"
 def pytest_configure(config: pytest.Config) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="week2-tests-"))
     scratch.chmod(0o711)  # PostgreSQL of scenario 3 runs as its own account when we are root
+    from week2.servers import free_ports
+
     server_port, scenario3_port, s3_port, postgres_port = free_ports(4)
     defaults = {
         "MLFLOW_TRACKING_URI": f"sqlite:///{scratch / 'mlflow.db'}",
@@ -58,18 +61,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
         servers.stop_team_server()
         servers.stop_scenario3()
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct TCP ports on 127.0.0.1 that nothing listens on right now."""
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
 
 
 def _ipython_dir_with_strict_warnings(scratch: Path) -> Path:
@@ -129,3 +120,67 @@ def log_model_run(experiment: str, estimator, sample_xy, name: str, fit_seconds:
         mlflow.log_metric("val_rmse", utils.rmse(y_val, pipeline.predict(X_val)))
         tracking.log_pipeline(pipeline, X_train)
     return mlflow.get_run(run.info.run_id), pipeline
+
+
+# --- servers of the deployment scenarios, shared by the scenario and reliability tests ------------
+
+PORT_SETTINGS = ("WEEK2_SERVER_PORT", "WEEK2_SCENARIO3_PORT", "WEEK2_S3_PORT", "WEEK2_POSTGRES_PORT")
+
+
+@pytest.fixture(scope="module")
+def server_settings():
+    """A private servers folder and free ports; afterwards: nothing listens, the folder is gone."""
+    import mlflow
+
+    from week2 import servers
+
+    folder = Path(tempfile.mkdtemp(prefix="week2-servers-"))
+    folder.chmod(0o711)  # PostgreSQL's account must be able to pass through when we are root
+    ports = dict(zip(PORT_SETTINGS, servers.free_ports(len(PORT_SETTINGS)), strict=True))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WEEK2_SERVERS_DIR", str(folder / "servers"))
+        for setting, port in ports.items():
+            patch.setenv(setting, str(port))
+        # mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI into the environment (and None deletes
+        # it): the patch puts the suite's private store back for the tests that follow.
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+        patch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+        try:
+            yield ports
+        finally:
+            servers.stop_team_server()
+            servers.stop_scenario3()
+            mlflow.set_tracking_uri(None)
+    shutil.rmtree(folder)
+    busy = {setting: port for setting, port in ports.items() if not servers.port_is_free(port)}
+    assert not busy, f"still listening after the tests: {busy}"
+
+
+def run_week2(*args: str) -> subprocess.CompletedProcess:
+    """`python -m week2 ...` as `make` calls it, in another process."""
+    return subprocess.run(
+        [sys.executable, "-m", "week2", *args], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT
+    )
+
+
+def skip_without_postgres() -> None:
+    if shutil.which("initdb") is None and not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        pytest.skip("PostgreSQL's server programs (initdb, postgres) are not installed")
+
+
+@pytest.fixture(scope="module")
+def scenario3(server_settings):
+    """Scenario 3 started as `make scenario3` does; stopped (and its folder deleted) afterwards."""
+    from week2 import servers
+
+    skip_without_postgres()
+    started = run_week2("scenario3")
+    try:
+        assert started.returncode == 0, started.stderr
+        assert str(servers.secrets_path()) in started.stdout
+        yield servers.scenario3_url()
+    finally:
+        stopped = run_week2("scenario3-stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert not servers.scenario3_folder().exists()

@@ -18,10 +18,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import free_ports, real_month
+from conftest import real_month
 from sklearn.linear_model import LinearRegression
 
-from week2 import config, data, utils
+from week2 import config, data, servers, utils
 
 MONTH = "2021-01"
 FILENAME = "green_tripdata_2021-01.parquet"
@@ -71,7 +71,7 @@ def served(tmp_path):
 @pytest.fixture
 def dead_url():
     """An address where nothing listens: connections are refused at once."""
-    return f"http://127.0.0.1:{free_ports(1)[0]}/"
+    return f"http://127.0.0.1:{servers.free_ports(1)[0]}/"
 
 
 @pytest.fixture

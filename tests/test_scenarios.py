@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import stat
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -25,47 +20,12 @@ import psutil
 import pytest
 import requests
 import yaml
-from conftest import REPO_ROOT, free_ports
+from conftest import REPO_ROOT, run_week2, skip_without_postgres
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from sklearn.linear_model import LinearRegression
 
 from week2 import servers, tracking, utils
-
-PORT_SETTINGS = ("WEEK2_SERVER_PORT", "WEEK2_SCENARIO3_PORT", "WEEK2_S3_PORT", "WEEK2_POSTGRES_PORT")
-
-
-@pytest.fixture(scope="module")
-def server_settings():
-    """A private servers folder and free ports; afterwards: nothing listens, the folder is gone."""
-    folder = Path(tempfile.mkdtemp(prefix="week2-servers-"))
-    folder.chmod(0o711)  # PostgreSQL's account must be able to pass through when we are root
-    ports = dict(zip(PORT_SETTINGS, free_ports(len(PORT_SETTINGS)), strict=True))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WEEK2_SERVERS_DIR", str(folder / "servers"))
-        for setting, port in ports.items():
-            patch.setenv(setting, str(port))
-        # mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI into the environment (and None deletes
-        # it): the patch puts the suite's private store back for the tests that follow.
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        patch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
-        patch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
-        try:
-            yield ports
-        finally:
-            servers.stop_team_server()
-            servers.stop_scenario3()
-            mlflow.set_tracking_uri(None)
-    shutil.rmtree(folder)
-    busy = {setting: port for setting, port in ports.items() if not servers.port_is_free(port)}
-    assert not busy, f"still listening after the tests: {busy}"
-
-
-def _week2(*args: str) -> subprocess.CompletedProcess:
-    """`python -m week2 ...` as `make` calls it, in another process."""
-    return subprocess.run(
-        [sys.executable, "-m", "week2", *args], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT
-    )
 
 
 def _log_small_model_run(run_name: str) -> mlflow.models.model.ModelInfo:
@@ -100,7 +60,7 @@ def test_team_server_starts_logs_runs_over_http_and_stops_by_pid(server_settings
     port = server_settings["WEEK2_SERVER_PORT"]
     url = f"http://127.0.0.1:{port}"
 
-    started = _week2("server")
+    started = run_week2("server")
     assert started.returncode == 0, started.stderr
     assert url in started.stdout and "make server-stop" in started.stdout
     assert requests.get(f"{url}/health", timeout=5).text == "OK"
@@ -120,14 +80,14 @@ def test_team_server_starts_logs_runs_over_http_and_stops_by_pid(server_settings
     uploaded = list((servers.team_server_folder() / "artifacts").rglob("hello.txt"))
     assert [p.read_text() for p in uploaded] == ["hello"]
 
-    stopped = _week2("server-stop")
+    stopped = run_week2("server-stop")
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped" in stopped.stdout
     assert _gone(pid)
     assert not (servers.team_server_folder() / "mlflow.pid").exists()
     assert servers.port_is_free(port) and not servers.is_healthy(url)
     assert (servers.team_server_folder() / "mlflow.db").is_file()  # the team's runs stay
-    assert "was running" in _week2("server-stop").stdout  # "No team tracking server was running."
+    assert "was running" in run_week2("server-stop").stdout  # "No team tracking server was running."
 
 
 def test_a_busy_port_is_refused_with_the_setting_to_change(server_settings):
@@ -153,13 +113,8 @@ def test_a_stale_pid_file_never_signals_the_program_that_reused_the_pid(tmp_path
 # --- Scenario 3 ---------------------------------------------------------------------------------
 
 
-def _skip_without_postgres() -> None:
-    if shutil.which("initdb") is None and not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
-        pytest.skip("PostgreSQL's server programs (initdb, postgres) are not installed")
-
-
 def test_a_failed_scenario3_start_stops_what_it_started_and_deletes_its_folder(server_settings, monkeypatch):
-    _skip_without_postgres()
+    skip_without_postgres()
     running_before_failure = []
 
     def mlflow_fails_to_start(folder, keys):
@@ -176,21 +131,6 @@ def test_a_failed_scenario3_start_stops_what_it_started_and_deletes_its_folder(s
     assert servers.port_is_free(server_settings["WEEK2_POSTGRES_PORT"])
     assert servers.port_is_free(server_settings["WEEK2_S3_PORT"])
     assert not servers.scenario3_folder().exists()
-
-
-@pytest.fixture(scope="module")
-def scenario3(server_settings):
-    """Scenario 3 started as `make scenario3` does; stopped (and its folder deleted) afterwards."""
-    _skip_without_postgres()
-    started = _week2("scenario3")
-    try:
-        assert started.returncode == 0, started.stderr
-        assert str(servers.secrets_path()) in started.stdout
-        yield servers.scenario3_url()
-    finally:
-        stopped = _week2("scenario3-stop")
-        assert stopped.returncode == 0, stopped.stderr
-        assert not servers.scenario3_folder().exists()
 
 
 @pytest.fixture(scope="module")

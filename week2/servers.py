@@ -80,6 +80,18 @@ def port_is_free(port: int) -> bool:
         return probe.connect_ex((HOST, port)) != 0
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports on 127.0.0.1 that nothing listens on right now."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind((HOST, 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def require_free_ports(ports: dict[str, int]) -> None:
     """Raise a ServerError naming the setting to change for the first port already in use."""
     for setting, port in ports.items():

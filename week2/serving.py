@@ -50,13 +50,6 @@ class ModelServer:
     log_path: Path
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
-
-
 def port_is_free(port: int) -> bool:
     """True when a server could listen on `port` (connections closing on it do not count)."""
     with socket.socket() as probe:
@@ -90,7 +83,7 @@ def start_server(model_uri: str, port: int | None = None, env_manager: str = "lo
     """Start `mlflow models serve` for `model_uri` on 127.0.0.1 (not ready yet: see wait_until_ready)."""
     if port is not None and not port_is_free(port):
         raise ServingError(f"Port {port} on {HOST} is in use: stop what listens there or choose another.")
-    port = port or free_port()
+    port = port or servers.free_ports(1)[0]
     # The server resolves `models:/` URIs in our store, and calls `uvicorn` by name: it must find
     # the one of this environment even when the venv is not activated.
     env = {
