@@ -63,6 +63,10 @@ AUTH_CONFIG = """\
 default_permission = READ
 database_uri = {database_uri}
 admin_username = {admin}
+# Every request carries the password, and checking it against its scrypt hash costs about 0.2 s of
+# CPU: without this cache one server answers a few requests a second. One worker, so a password
+# change takes effect at once; with several, a changed password works for up to a minute more.
+auth_cache_ttl_seconds = 60
 """
 
 # Processes started by this Python process, kept so that stopping one also reaps it.
