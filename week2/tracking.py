@@ -14,6 +14,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from mlflow.models.model import ModelInfo
 
 from week2 import config
@@ -34,7 +35,15 @@ def setup_mlflow(experiment: str) -> str:
     """
     uri = config.tracking_uri()
     mlflow.set_tracking_uri(uri)
-    found = mlflow.get_experiment_by_name(experiment)
+    try:
+        found = mlflow.get_experiment_by_name(experiment)
+    except MlflowException as error:
+        if error.get_http_status_code() == 401:
+            raise config.ConfigError(
+                f"{uri} refused the credentials: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+                "to your account (scenario 3: the secrets file `make scenario3` printed)."
+            ) from None
+        raise
     if found is None:
         location = None if uses_server(uri) else (config.artifacts_dir() / experiment).as_uri()
         experiment_id = mlflow.create_experiment(experiment, artifact_location=location)

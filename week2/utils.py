@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy import sparse
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.metrics import root_mean_squared_error
@@ -24,12 +25,40 @@ RAW_COLUMNS = ["PULocationID", "DOLocationID", "trip_distance"]
 """The raw trip columns a logged model takes: it builds PU_DO itself."""
 
 
+TRIP_COLUMNS = ["lpep_pickup_datetime", "lpep_dropoff_datetime", *RAW_COLUMNS]
+"""The columns of a TLC green file the preprocessing reads."""
+
+
 def read_dataframe(path: str | Path) -> pd.DataFrame:
     """Read a TLC green month and apply the course preprocessing."""
-    df = pd.read_parquet(path)
+    df = read_trips(path)
     df[TARGET] = (df.lpep_dropoff_datetime - df.lpep_pickup_datetime).dt.total_seconds() / 60
     df = df[(df[TARGET] >= 1) & (df[TARGET] <= 60)].copy()
     df = add_pu_do(df)
+    return df
+
+
+def read_trips(path: str | Path) -> pd.DataFrame:
+    """A TLC green parquet file as it is, or a DataError saying why it cannot be used and what to do.
+
+    A truncated download or a file of another dataset fails here, with its path, instead of as a
+    pyarrow or pandas error deep inside the preprocessing. The file itself is left as it is.
+    """
+    from week2.data import DataError
+
+    try:
+        df = pd.read_parquet(path)
+    except (OSError, pa.ArrowException) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(
+            f"{path} cannot be read as parquet ({reason}): delete it and get the month again (make data)."
+        ) from None
+    missing = [column for column in TRIP_COLUMNS if column not in df.columns]
+    if missing:
+        raise DataError(
+            f"{path} lacks the column(s) {', '.join(missing)}: it is not a TLC green taxi file; "
+            "use green_tripdata_YYYY-MM.parquet (make data)."
+        )
     return df
 
 
