@@ -36,6 +36,11 @@ test: $(STAMP) ## the whole test suite, as CI runs it
 ui: $(STAMP) ## MLflow UI on the course's tracking store at http://127.0.0.1:5000
 	$(PY) -m week2 ui
 
+.PHONY: images
+images: $(STAMP) ## redraw the diagrams and retake the MLflow UI screenshots in images/ (Chromium, ~3 min)
+	$(PY) images/draw_diagrams.py
+	$(PY) images/take_screenshots.py
+
 lab: $(STAMP) ## JupyterLab on notebooks/
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1
 
