@@ -16,7 +16,6 @@ sweep's parent run, records the trial as a nested child run (params, `val_rmse`,
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +35,11 @@ from sklearn.preprocessing import FunctionTransformer, TargetEncoder
 
 from week2 import utils
 
-FIXED_PARAMS = {"objective": "reg:squarederror", "tree_method": "hist"}
+FIXED_PARAMS = {"objective": "reg:squarederror", "tree_method": "hist", "nthread": 1}
+"""One thread per booster: with two dense columns a boosting round is a few milliseconds of work,
+too little to share. Two threads on a 2-core machine wait on each other whenever anything else
+needs a core; measured here with other jobs running, a 185-round trial took 1 s on one thread
+and 4 to 17 s on two."""
 MAX_ROUNDS = 1000
 EARLY_STOPPING_ROUNDS = 20
 ENCODER_FOLDS = 5
@@ -52,11 +55,6 @@ SEARCH_SPACE = {
 
 LOG_SCALE_PARAMS = ("learning_rate", "min_child_weight", "reg_alpha", "reg_lambda")
 TRIAL_METRICS = ("val_rmse", "best_iteration", "train_seconds")
-
-
-def threads() -> int:
-    """Every core this process may use: xgboost's default thread count is not always that."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def pu_do_and_distance(trips: pd.DataFrame) -> pd.DataFrame:
@@ -96,7 +94,7 @@ def build_setup(X_train: pd.DataFrame, y_train, X_val: pd.DataFrame, y_val, seed
     preprocessor = make_preprocessor(seed)
     train = xgb.QuantileDMatrix(preprocessor.fit_transform(X_train, y_train), y_train)
     val = xgb.QuantileDMatrix(preprocessor.transform(X_val), y_val, ref=train)
-    return SweepSetup(train, val, {**FIXED_PARAMS, "nthread": threads(), "seed": seed})
+    return SweepSetup(train, val, {**FIXED_PARAMS, "seed": seed})
 
 
 def objective(
@@ -209,8 +207,9 @@ def make_model(params: dict, rounds: int, seed: int) -> Pipeline:
     Fitting it repeats what a sweep trial did (same encoder folds, same histogram method), for a
     fixed number of `rounds`: the best trial's `best_iteration + 1`.
     """
+    fixed = {name: value for name, value in FIXED_PARAMS.items() if name != "nthread"}
     booster = xgb.XGBRegressor(
-        **FIXED_PARAMS, **params, n_estimators=rounds, n_jobs=threads(), random_state=seed
+        **fixed, **params, n_estimators=rounds, n_jobs=FIXED_PARAMS["nthread"], random_state=seed
     )
     return Pipeline([("preprocess", make_preprocessor(seed)), ("model", booster)])
 
