@@ -79,6 +79,17 @@ def real_month(month: str) -> Path:
     return path
 
 
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A private SQLite store and artifact root for one test."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("WEEK2_ARTIFACTS", str(tmp_path / "mlartifacts"))
+    yield tmp_path
+    mlflow.set_tracking_uri(None)
+
+
 @pytest.fixture(scope="module")
 def private_store(tmp_path_factory):
     """A tracking store and artifact root of one test module's own, for modules that build on runs."""

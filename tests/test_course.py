@@ -16,14 +16,6 @@ def _notebook(path, *cells):
     return path
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.setenv("WEEK2_ARTIFACTS", str(tmp_path / "mlartifacts"))
-    yield tmp_path
-    mlflow.set_tracking_uri(None)
-
-
 def test_notebooks_run_in_sort_order_and_executed_copies_are_saved(tmp_path, store):
     folder = tmp_path / "nbs"
     folder.mkdir()

@@ -13,15 +13,6 @@ from sklearn.linear_model import LinearRegression
 from week2 import config, tracking, utils
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    """A private SQLite store and artifact root for one test."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.setenv("WEEK2_ARTIFACTS", str(tmp_path / "mlartifacts"))
-    yield tmp_path
-    mlflow.set_tracking_uri(None)
-
-
 def test_setup_mlflow_gives_one_store_whatever_the_working_directory(store, monkeypatch):
     ids = []
     for folder in (store / "a", store / "b" / "c"):
