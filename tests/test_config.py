@@ -58,6 +58,8 @@ def test_settings_follow_the_environment(monkeypatch):
         ("WEEK2_SWEEP_TRIALS", "lots", "not a whole number"),
         ("WEEK2_SWEEP_TRIALS", "0", "below 1"),
         ("WEEK2_RMSE_THRESHOLD", "low", "not a number"),
+        ("WEEK2_SWEEP_BACKEND", "dask", "not one of local, spark"),
+        ("WEEK2_SWEEP_PARALLELISM", "0", "below 1"),
     ],
 )
 def test_bad_settings_give_one_line_errors_naming_the_variable(monkeypatch, name, value, says):
@@ -67,6 +69,8 @@ def test_bad_settings_give_one_line_errors_naming_the_variable(monkeypatch, name
         "WEEK2_TRAIN_MONTH": config.train_month,
         "WEEK2_SWEEP_TRIALS": config.sweep_trials,
         "WEEK2_RMSE_THRESHOLD": config.rmse_threshold,
+        "WEEK2_SWEEP_BACKEND": config.sweep_backend,
+        "WEEK2_SWEEP_PARALLELISM": config.sweep_parallelism,
     }[name]
     with pytest.raises(config.ConfigError) as error:
         reader()

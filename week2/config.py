@@ -17,6 +17,9 @@ runner can change the environment and see the change at once.
 | WEEK2_SAMPLE_ROWS    | 20000                      | trips per synthetic month                 |
 | WEEK2_SEED           | 42                         | seed for the sample, models and sweeps    |
 | WEEK2_SWEEP_TRIALS   | 30                         | hyperopt trials in the sweep notebook     |
+| WEEK2_SWEEP_BACKEND  | local                      | local, or spark (trials in Spark workers) |
+| WEEK2_SWEEP_PARALLELISM | 2                       | trials at once with the spark backend     |
+| WEEK2_SPARK_MASTER   | local[*]                   | Spark master URL of the spark backend     |
 | WEEK2_MODEL_NAME     | nyc-taxi-duration          | registered model name                     |
 | WEEK2_RMSE_THRESHOLD | 10.0                       | validation gate before registration       |
 | WEEK2_DEVELOPER      | the login name             | `developer` tag on every run              |
@@ -40,6 +43,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 """The repository root: the one place every default path is anchored to."""
 
 DATA_MODES = ("real", "sample", "auto")
+SWEEP_BACKENDS = ("local", "spark")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -132,6 +136,21 @@ def seed() -> int:
 
 def sweep_trials() -> int:
     return _env_int("WEEK2_SWEEP_TRIALS", 30)
+
+
+def sweep_backend() -> str:
+    backend = _env("WEEK2_SWEEP_BACKEND", "local").lower()
+    if backend not in SWEEP_BACKENDS:
+        raise ConfigError(f"WEEK2_SWEEP_BACKEND={backend!r} is not one of {', '.join(SWEEP_BACKENDS)}.")
+    return backend
+
+
+def sweep_parallelism() -> int:
+    return _env_int("WEEK2_SWEEP_PARALLELISM", 2)
+
+
+def spark_master() -> str:
+    return _env("WEEK2_SPARK_MASTER", "local[*]")
 
 
 def model_name() -> str:
