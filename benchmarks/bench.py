@@ -48,6 +48,8 @@ def private_environment(folder: Path, **extra: str):
             "WEEK2_ARTIFACTS": str(folder / "mlartifacts"),
             "WEEK2_SERVERS_DIR": str(folder / "servers"),
             "MPLBACKEND": "Agg",
+            # MLflow prints a link for every run it ends on a server: hundreds of lines here.
+            "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
             **dict(zip(SETTINGS, map(str, servers.free_ports(len(SETTINGS))), strict=True)),
             **extra,
         }
