@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         help="run every original trial, not just until the target",
     )
     parser.add_argument(
-        "--overhead-repeats", type=int, default=3, help="interleaved repeats for the overhead"
+        "--overhead-repeats", type=int, default=4, help="interleaved repeats for the overhead"
     )
     options = parser.parse_args(argv)
     seed = config.seed()
