@@ -82,6 +82,8 @@ def log_dataset(df: pd.DataFrame, path: str | Path, context: str, name: str) -> 
         # MLflow 3.17 registers its local-file source class twice and warns that a path "can be
         # interpreted in multiple ways" by the same class; the source it picks is the right one.
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        # Zone IDs are never missing, so MLflow's hint about integer columns and NaN does not apply.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         dataset = mlflow.data.from_pandas(df, source=str(path), targets="duration", name=name)
     mlflow.log_input(dataset, context=context)
 
