@@ -100,7 +100,8 @@ def private_store(tmp_path_factory):
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
         patch.setenv("WEEK2_ARTIFACTS", str(folder / "mlartifacts"))
         yield folder
-    mlflow.set_tracking_uri(None)
+        # set_tracking_uri(None) deletes MLFLOW_TRACKING_URI: do it before the patch restores it.
+        mlflow.set_tracking_uri(None)
 
 
 @pytest.fixture(scope="session")
