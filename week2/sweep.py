@@ -79,6 +79,17 @@ def make_preprocessor(seed: int) -> Pipeline:
 
 
 @dataclass(frozen=True)
+class SweepData:
+    """The two months encoded once, as plain arrays: what a Spark worker receives to rebuild a setup."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    seed: int
+
+
+@dataclass(frozen=True)
 class SweepSetup:
     """What every trial shares, built once: the two months as booster matrices, and fixed settings."""
 
@@ -87,14 +98,27 @@ class SweepSetup:
     fixed_params: dict = field(default_factory=dict)
     max_rounds: int = MAX_ROUNDS
     early_stopping_rounds: int = EARLY_STOPPING_ROUNDS
+    data: SweepData | None = None
+
+
+def encode_months(X_train: pd.DataFrame, y_train, X_val: pd.DataFrame, y_val, seed: int) -> SweepData:
+    """Encode both months once (the encoder is fitted on the training month only)."""
+    preprocessor = make_preprocessor(seed)
+    x_train = np.asarray(preprocessor.fit_transform(X_train, y_train))
+    x_val = np.asarray(preprocessor.transform(X_val))
+    return SweepData(x_train, np.asarray(y_train), x_val, np.asarray(y_val), seed)
+
+
+def setup_of(data: SweepData) -> SweepSetup:
+    """The booster matrices of encoded months (matrices do not pickle; arrays do)."""
+    train = xgb.QuantileDMatrix(data.x_train, data.y_train)
+    val = xgb.QuantileDMatrix(data.x_val, data.y_val, ref=train)
+    return SweepSetup(train, val, {**FIXED_PARAMS, "seed": data.seed}, data=data)
 
 
 def build_setup(X_train: pd.DataFrame, y_train, X_val: pd.DataFrame, y_val, seed: int) -> SweepSetup:
-    """Encode both months once (the encoder is fitted on the training month only)."""
-    preprocessor = make_preprocessor(seed)
-    train = xgb.QuantileDMatrix(preprocessor.fit_transform(X_train, y_train), y_train)
-    val = xgb.QuantileDMatrix(preprocessor.transform(X_val), y_val, ref=train)
-    return SweepSetup(train, val, {**FIXED_PARAMS, "seed": seed})
+    """Encode both months once and build the booster matrices every trial shares."""
+    return setup_of(encode_months(X_train, y_train, X_val, y_val, seed))
 
 
 def objective(
@@ -154,21 +178,31 @@ def run_sweep(
     parent: Run | None = None,
     progress: bool = True,
     on_trial: Callable[[dict], None] | None = None,
+    backend: str = "local",
 ) -> Trials:
     """TPE over `SEARCH_SPACE` for `max_evals` trials, seeded, each trial a child run of `parent`.
 
     Trials are logged as they finish, in the sweep's own thread: a background logger would fight
     the booster's training loop for the GIL and cost far more than the ~15 ms a trial's three
     writes take. `on_trial`, if given, is called with each trial's result as soon as it is known.
+
+    With `backend="spark"` the trials run in Spark workers, `WEEK2_SWEEP_PARALLELISM` at a time,
+    and log themselves to the tracking server (`week2.spark`); `on_trial` is not called there.
     """
+    if backend == "spark":
+        from week2 import spark
 
-    def trial(params: dict) -> dict:
-        result = objective(params, setup, parent, run_name=f"trial-{len(trials.trials):03d}")
-        if on_trial is not None:
-            on_trial(result)
-        return result
+        trial = spark.SparkTrial(setup.data, spark.WorkerTracking.of_parent(parent))  # checks first
+        trials = spark.trials()
+    else:
+        trials = Trials()
 
-    trials = Trials()
+        def trial(params: dict) -> dict:
+            result = objective(params, setup, parent, run_name=f"trial-{len(trials.trials):03d}")
+            if on_trial is not None:
+                on_trial(result)
+            return result
+
     fmin(
         trial,
         SEARCH_SPACE,
