@@ -56,3 +56,24 @@ def test_summary_reports_data_runs_best_rmse_per_model_and_next_step(tmp_path, s
     assert "ridge" in text and "7.600" in text and "7.700" not in text
     assert text.index("ridge") < text.index("lasso")  # best first
     assert "make ui" in text
+
+
+def test_a_notebook_needing_a_missing_program_is_skipped_with_how_to_get_it(
+    tmp_path, store, monkeypatch, capsys
+):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    _notebook(folder / "01-runs.ipynb", "open('ran.txt', 'a').write('01')")
+    needs_java = _notebook(folder / "02-needs-java.ipynb", "open('ran.txt', 'a').write('02')")
+    notebook = nbformat.read(needs_java, as_version=4)
+    notebook.metadata["week2"] = {"requires": ["java"]}
+    nbformat.write(notebook, needs_java)
+    monkeypatch.setenv("WEEK2_DATA", "sample")
+    monkeypatch.setenv("PATH", "")  # no java, whatever the machine has (the kernel is found by path)
+
+    results = course.run_course(folder, tmp_path / "executed")
+
+    assert [r.path.name for r in results] == ["01-runs.ipynb"]
+    assert (folder / "ran.txt").read_text() == "01"
+    out = capsys.readouterr().out
+    assert "skipped: 02-needs-java (needs Java 17 for Spark" in out and "openjdk-17" in out
