@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -48,12 +49,18 @@ def session(app_name: str = "week2-sweep"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
-    return (
+    builder = (
         SparkSession.builder.master(config.spark_master())
         .appName(app_name)
         .config("spark.ui.showConsoleProgress", "false")  # hyperopt shows its own progress
-        .getOrCreate()
     )
+    with warnings.catch_warnings():
+        # pyspark 4.3 warns when a session starts that it does not fully support pandas 3; the sweep
+        # never converts between pandas and Spark (trials travel as pickled functions).
+        warnings.filterwarnings(
+            "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+        )
+        return builder.getOrCreate()
 
 
 @dataclass(frozen=True)
