@@ -98,3 +98,7 @@ bench-sweep: $(STAMP) ## original vs notebook 03's xgboost sweep on the real mon
 .PHONY: bench
 bench: $(STAMP) ## timings: every notebook and make course (real and sample), tracking throughput, start-up (~15 min)
 	$(PY) benchmarks/bench.py
+
+.PHONY: bench-spark
+bench-spark: $(STAMP) ## notebook 03's sweep with local trials and with Spark trials (WEEK2_SWEEP_PARALLELISM), side by side
+	$(PY) benchmarks/bench_spark.py
