@@ -26,7 +26,7 @@ from common import (
 from hyperopt import STATUS_OK, Trials, fmin, tpe
 from sklearn.ensemble import RandomForestRegressor
 
-from week2 import utils
+from week2 import config, spark, utils
 
 
 @click.command()
@@ -38,24 +38,41 @@ from week2 import utils
     show_default=True,
     help="The number of parameter evaluations for the optimizer to explore.",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(config.SWEEP_BACKENDS),
+    default=None,
+    help="Where the trials run: here, or in Spark workers logging to a tracking server "
+    "(default WEEK2_SWEEP_BACKEND, else local).",
+)
 @tracking_options
-def run_optimization(data_path: Path, num_trials: int, tracking_uri: str | None, session: str) -> None:
+def run_optimization(
+    data_path: Path, num_trials: int, backend: str | None, tracking_uri: str | None, session: str
+) -> None:
     """Search the course's random-forest space; log every trial as a run."""
     X_train, y_train = load_pickle(data_path / "train.pkl")
     X_val, y_val = load_pickle(data_path / "val.pkl")
-    start_tracking(HPO_EXPERIMENT, tracking_uri)
+    experiment_id = start_tracking(HPO_EXPERIMENT, tracking_uri)
+    backend = backend or config.sweep_backend()
+    # Spark workers get the server and credentials explicitly (and refuse a SQLite file); trials run
+    # side by side there, so each forest keeps to one core. n_jobs only spreads the trees over the
+    # cores: the forest is the same with one or many.
+    worker = spark.WorkerTracking.here() if backend == "spark" else None
+    n_jobs = 1 if backend == "spark" else -1
+    tags = run_tags(session)  # computed here: the workers cannot import homework/common.py
 
     def objective(params: dict) -> dict:
-        with mlflow.start_run(tags=run_tags(session)):
+        if worker is not None:
+            worker.apply()
+        with mlflow.start_run(experiment_id=experiment_id, tags=tags):
             mlflow.log_params(params)
-            # n_jobs only spreads the trees over the cores: the forest is the same as with one.
-            rf = RandomForestRegressor(**params, n_jobs=-1)
+            rf = RandomForestRegressor(**params, n_jobs=n_jobs)
             rf.fit(X_train, y_train)
             rmse = utils.rmse(y_val, rf.predict(X_val))
             mlflow.log_metric("rmse", rmse)
         return {"loss": rmse, "status": STATUS_OK}
 
-    trials = Trials()
+    trials = spark.trials() if backend == "spark" else Trials()
     fmin(
         fn=objective,
         space=SEARCH_SPACE,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import mlflow
 import pytest
+from conftest import REPO_ROOT
 
-from week2 import config, servers, spark, sweep, tracking
+from week2 import config, data, servers, spark, sweep, tracking
 
 TRIALS = 4
 
@@ -49,3 +52,34 @@ def test_a_spark_sweep_logs_one_child_run_per_trial_to_the_team_server(server_se
     best = children[0]  # trial_runs orders by val_rmse: the best run is found by search
     assert best.data.metrics["val_rmse"] == pytest.approx(min(trials.losses()))
     assert sweep.params_of(best)["max_depth"] == int(best.data.params["max_depth"])
+
+
+def test_homework_hpo_runs_its_trials_on_spark_against_the_team_server(server_settings, tmp_path):
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java 17 (apt install openjdk-17-jre-headless); .ci/run installs it")
+    months = config.months()
+    for month in (months.train, months.val, months.test):
+        shutil.copy(data.sample_month_path(month), tmp_path / data.month_filename(month))
+    url = servers.start_team_server()
+    homework = REPO_ROOT / "homework"
+
+    def script(name: str, *args: str) -> None:
+        done = subprocess.run(
+            [sys.executable, str(homework / name), *args], capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    script(
+        "preprocess_data.py", "--raw_data_path", str(tmp_path), "--dest_path", str(tmp_path / "output"),
+        "--train_month", months.train, "--val_month", months.val, "--test_month", months.test,
+    )  # fmt: skip
+    script(
+        "hpo.py", "--data_path", str(tmp_path / "output"), "--num_trials", "3", "--backend", "spark",
+        "--tracking-uri", url,
+    )  # fmt: skip
+
+    client = mlflow.MlflowClient(url)
+    experiment = client.get_experiment_by_name("random-forest-hyperopt")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 3
+    assert all({"max_depth", "n_estimators"} <= set(r.data.params) and "rmse" in r.data.metrics for r in runs)

@@ -69,16 +69,14 @@ class WorkerTracking:
 
     tracking_uri: str
 
-    parent: Run
+    parent: Run | None = None
     credentials: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of_parent(cls, parent: Run | None) -> WorkerTracking:
-        """The sweep's server (refused if it is not one), its parent run, and this process's credentials."""
+    def here(cls, parent: Run | None = None) -> WorkerTracking:
+        """This process's server (refused if it is not one) and credentials, and the sweep's parent run."""
         import mlflow
 
-        if parent is None:
-            raise ValueError("a Spark sweep needs a parent run: its trials are logged as its child runs")
         uri = mlflow.get_tracking_uri()
         check_tracking_uri(uri)
         credentials = {name: os.environ[name] for name in CREDENTIAL_VARIABLES if os.environ.get(name)}

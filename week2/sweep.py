@@ -192,7 +192,9 @@ def run_sweep(
     if backend == "spark":
         from week2 import spark
 
-        trial = spark.SparkTrial(setup.data, spark.WorkerTracking.of_parent(parent))  # checks first
+        if parent is None:
+            raise ValueError("a Spark sweep needs a parent run: its trials are logged as its child runs")
+        trial = spark.SparkTrial(setup.data, spark.WorkerTracking.here(parent))  # checks the URI first
         trials = spark.trials()
     else:
         trials = Trials()
