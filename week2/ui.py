@@ -102,6 +102,11 @@ def _open(page, url: str, route: str) -> None:
     page.goto(f"{url}/#/{route}")
 
 
+def _grow(page) -> None:
+    """Make the viewport tall enough for a whole page; `screenshot(bottom=...)` cuts it to size."""
+    page.set_viewport_size({**page.viewport_size, "height": 1600})
+
+
 def _choose_columns(page, names: Iterable[str]) -> None:
     """Toggle runs-table columns by name through the Columns menu, as a user would."""
     page.get_by_role("button", name="Columns").click()
@@ -110,6 +115,7 @@ def _choose_columns(page, names: Iterable[str]) -> None:
         search.fill(name)
         page.locator("[class*=tree-treenode] [class*=tree-checkbox]").first.click()
     page.keyboard.press("Escape")
+    page.evaluate("document.activeElement.blur()")  # no focus ring left on the Columns button
 
 
 def show_runs(page, url: str, experiment_id: str, run_names: Iterable[str], metric: str = "val_rmse"):
@@ -137,7 +143,7 @@ def show_comparison(
     page.get_by_text("Show diff only").first.click()
     for name in run_names:
         page.get_by_text(name, exact=True).first.wait_for()
-    page.set_viewport_size({**page.viewport_size, "height": 1600})
+    _grow(page)
     return page.get_by_text(metric, exact=True).last
 
 
@@ -149,6 +155,7 @@ def show_registered_model(page, url: str, name: str, aliases: Iterable[str]):
         page.get_by_role("button", name=section).first.click()
     for alias in aliases:
         page.get_by_text(f"@ {alias}", exact=True).or_(page.get_by_text(alias, exact=True)).first.wait_for()
+    _grow(page)
     return page.get_by_role("table").last
 
 
