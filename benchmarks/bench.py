@@ -30,7 +30,8 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from week2 import course, data, loadtest, servers
+from week2 import data
+from week2.machinery import course, loadtest, servers
 
 CLIENT_COUNTS = (1, 4, 8)
 METRIC_STEPS = 50

@@ -21,7 +21,8 @@ from pathlib import Path
 import mlflow
 from bench import private_environment, table
 
-from week2 import config, data, servers, spark, sweep, tracking, utils
+from week2 import config, data, spark, sweep, tracking, utils
+from week2.machinery import servers
 
 
 def timed_sweep(setup: sweep.SweepSetup, trials: int, backend: str) -> tuple[float, float]:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from draw_diagrams import IMAGES, shrink_png
 
-from week2 import config, ui
+from week2 import config
+from week2.machinery import ui
 
 NOTEBOOKS = ("01", "02", "03", "04")  # those present are run: 02 and 03 are optional here
 SAMPLE_ROWS = 5000

@@ -24,7 +24,7 @@ SHARED_TLC = REPO_ROOT.parent / "shared" / "data" / "tlc"
 def pytest_configure(config: pytest.Config) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="week2-tests-"))
     scratch.chmod(0o711)  # PostgreSQL of scenario 3 runs as its own account when we are root
-    from week2.servers import free_ports
+    from week2.machinery.servers import free_ports
 
     server_port, scenario3_port, s3_port, postgres_port = free_ports(4)
     defaults = {
@@ -57,7 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Stop the servers of a scenario notebook that failed before its last cell."""
     if "WEEK2_TEST_SCRATCH" in os.environ:
-        from week2 import servers
+        from week2.machinery import servers
 
         servers.stop_team_server()
         servers.stop_scenario3()
@@ -144,7 +144,7 @@ def server_settings():
     """A private servers folder and free ports; afterwards: nothing listens, the folder is gone."""
     import mlflow
 
-    from week2 import servers
+    from week2.machinery import servers
 
     folder = Path(tempfile.mkdtemp(prefix="week2-servers-"))
     folder.chmod(0o711)  # PostgreSQL's account must be able to pass through when we are root
@@ -184,7 +184,7 @@ def skip_without_postgres() -> None:
 @pytest.fixture(scope="module")
 def scenario3(server_settings):
     """Scenario 3 started as `make scenario3` does; stopped (and its folder deleted) afterwards."""
-    from week2 import servers
+    from week2.machinery import servers
 
     skip_without_postgres()
     started = run_week2("scenario3")

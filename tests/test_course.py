@@ -6,7 +6,7 @@ import mlflow
 import nbformat
 import pytest
 
-from week2 import course
+from week2.machinery import course
 
 
 def _notebook(path, *cells):

@@ -21,7 +21,8 @@ import pytest
 from conftest import real_month
 from sklearn.linear_model import LinearRegression
 
-from week2 import config, data, servers, utils
+from week2 import config, data, utils
+from week2.machinery import servers
 
 MONTH = "2021-01"
 FILENAME = "green_tripdata_2021-01.parquet"

@@ -12,7 +12,7 @@ import mlflow
 import pytest
 from conftest import REPO_ROOT, real_month
 
-from week2 import course
+from week2.machinery import course
 
 NOTEBOOKS = course.course_notebooks(REPO_ROOT / "notebooks")
 

@@ -21,7 +21,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from week2 import config, data, loadtest, servers, serving, tracking, utils
+from week2 import config, data, tracking, utils
+from week2.machinery import loadtest, servers, serving
 
 LOAD = loadtest.Load(clients=8, runs=25, steps=50)
 

@@ -25,7 +25,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from sklearn.linear_model import LinearRegression
 
-from week2 import servers, tracking, utils
+from week2 import tracking, utils
+from week2.machinery import servers
 
 
 def _log_small_model_run(run_name: str) -> mlflow.models.model.ModelInfo:

@@ -19,7 +19,8 @@ from mlflow import MlflowClient
 from sklearn.linear_model import LinearRegression
 
 from week2 import __main__ as cli
-from week2 import config, data, pyfunc_model, registry, serving, utils
+from week2 import config, data, pyfunc_model, registry, utils
+from week2.machinery import serving
 
 FRESH_ENV_TIMEOUT_SECONDS = 600  # a cold uv cache downloads MLflow and its dependencies once
 

@@ -10,7 +10,8 @@ import mlflow
 import pytest
 from conftest import REPO_ROOT
 
-from week2 import config, data, servers, spark, sweep, tracking
+from week2 import config, data, spark, sweep, tracking
+from week2.machinery import servers
 
 TRIALS = 4
 

@@ -11,7 +11,8 @@ import re
 
 import pytest
 
-from week2 import config, ui
+from week2 import config
+from week2.machinery import ui
 
 pytestmark = pytest.mark.skipif(
     not ui.CHROMIUM.is_file(), reason=f"{ui.CHROMIUM} is missing: install Debian's chromium package"

@@ -43,11 +43,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from week2.config import ConfigError
     from week2.data import DataError
-    from week2.servers import ServerError
+    from week2.machinery.servers import ServerError
 
     try:
         if options.command == "course":
-            from week2.course import main_course
+            from week2.machinery.course import main_course
 
             return main_course(options.args)
         if options.command == "data":
@@ -55,15 +55,15 @@ def main(argv: list[str] | None = None) -> int:
 
             return main_data(options.args) or 0
         if options.command == "score":
-            from week2.serving import main_score
+            from week2.machinery.serving import main_score
 
             return main_score(options.args + extra)
         if options.command in SERVER_COMMANDS:
-            from week2.servers import main_servers
+            from week2.machinery.servers import main_servers
 
             return main_servers(options.command)
         if options.command == "serve":
-            from week2.serving import main_serve
+            from week2.machinery.serving import main_serve
 
             return main_serve(options.args + extra)
         return main_ui(options.args)

@@ -30,7 +30,8 @@ import requests
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
-from week2 import config, data, registry, servers, utils
+from week2 import config, data, registry, utils
+from week2.machinery import servers
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT_SECONDS = 120

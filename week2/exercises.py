@@ -1,0 +1,127 @@
+"""Your turn: the exercises at the end of notebooks 01–05, each checked against the tracking store.
+
+An exercise asks you to write MLflow code yourself. Its check cell reads what your code left in the
+tracking store (runs, datasets, logged models, registered versions) and prints one line:
+
+    01.1 PASS: …
+    01.1 not attempted yet: …            (nothing of yours found: the notebook still runs on)
+    01.1 not yet: <what is missing>. Hint: …
+
+Your runs for an exercise carry the tag `exercise=<key>` (for example `exercise=01.1`), so the check
+finds them among the notebook's own runs. `exercises.hint(key)` repeats the hint and
+`exercises.solution(key)` prints the reference solution from `notebooks/solutions/`.
+
+Each notebook's exercises are defined here with `@exercise(key, task, hint)` over a function that
+takes an MlflowClient and returns None when nothing of the student's is in the store yet, [] when
+everything is there, or the list of what is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+
+from week2.config import REPO_ROOT
+
+EXERCISE_TAG = "exercise"
+SOLUTIONS_DIR = REPO_ROOT / "notebooks" / "solutions"
+PASS, NOT_ATTEMPTED, NOT_YET = "PASS", "not attempted yet", "not yet"
+
+Inspection = Callable[[MlflowClient], "list[str] | None"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    key: str
+    status: str  # PASS, NOT_ATTEMPTED or NOT_YET
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.status}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Exercise:
+    key: str
+    task: str
+    hint: str
+    inspect: Inspection
+
+    @property
+    def solution_path(self) -> Path:
+        return SOLUTIONS_DIR / f"{self.key.replace('.', '-')}.py"
+
+    def verdict(self, client: MlflowClient | None = None) -> Verdict:
+        """Read the store and judge; a store that cannot be read is a NOT_YET, never a traceback."""
+        try:
+            missing = self.inspect(client or MlflowClient())
+        except MlflowException as error:
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            return Verdict(self.key, NOT_YET, f"the check could not read the store ({first}). Hint: {self.hint}")
+        if missing is None:
+            return Verdict(self.key, NOT_ATTEMPTED, f"{self.task} (tag your runs exercise={self.key})")
+        if missing:
+            return Verdict(self.key, NOT_YET, f"{'; '.join(missing)}. Hint: {self.hint}")
+        return Verdict(self.key, PASS, self.task)
+
+
+EXERCISES: dict[str, Exercise] = {}
+
+
+def exercise(key: str, task: str, hint: str) -> Callable[[Inspection], Inspection]:
+    """Register the decorated inspection as exercise `key`."""
+
+    def register(inspect: Inspection) -> Inspection:
+        EXERCISES[key] = Exercise(key, task, hint, inspect)
+        return inspect
+
+    return register
+
+
+def check(key: str) -> Verdict:
+    """Print and return the verdict of exercise `key` (the check cells call this)."""
+    verdict = EXERCISES[key].verdict()
+    print(verdict)
+    return verdict
+
+
+def hint(key: str) -> None:
+    print(f"{key} hint: {EXERCISES[key].hint}")
+
+
+def solution(key: str) -> None:
+    print(EXERCISES[key].solution_path.read_text())
+
+
+def tagged_runs(client: MlflowClient, key: str) -> list[Run]:
+    """The runs of every experiment that carry `exercise=key`, newest first."""
+    experiment_ids = [e.experiment_id for e in client.search_experiments()]
+    if not experiment_ids:
+        return []
+    return client.search_runs(
+        experiment_ids, filter_string=f"tags.{EXERCISE_TAG} = '{key}'", order_by=["attributes.start_time DESC"]
+    )
+
+
+# --- Notebook 01: tracking by hand ---------------------------------------------------------------
+
+
+# --- Notebook 02: autolog and model families -----------------------------------------------------
+
+
+# --- Notebook 03: the sweep -----------------------------------------------------------------------
+
+
+# --- Notebook 04: the registry --------------------------------------------------------------------
+
+
+# --- Notebook 05: the custom model ----------------------------------------------------------------
