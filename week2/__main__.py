@@ -41,9 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra and options.command not in ("score", "serve"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
-    from week2.config import ConfigError
-    from week2.data import DataError
-    from week2.machinery.servers import ServerError
+    from week2.errors import Week2Error
 
     try:
         if options.command == "course":
@@ -67,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return main_serve(options.args + extra)
         return main_ui(options.args)
-    except (ConfigError, DataError, ServerError) as error:
+    except Week2Error as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -39,6 +39,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from week2.errors import Week2Error
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The repository root: the one place every default path is anchored to."""
 
@@ -47,7 +49,7 @@ SWEEP_BACKENDS = ("local", "spark")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
-class ConfigError(ValueError):
+class ConfigError(Week2Error, ValueError):
     """A setting has a value the course cannot use; the message says how to fix it."""
 
 

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from week2 import config
+from week2.errors import Week2Error
 
 TLC_BASE_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data/"
 SAMPLE_DIR_NAME = "sample"
@@ -49,7 +50,7 @@ TIMEOUT_SECONDS = (10, 60)  # to connect, then between two chunks of the body
 TRANSIENT_HTTP_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-class DataError(RuntimeError):
+class DataError(Week2Error, RuntimeError):
     """A month could not be had; the one-line message says what to do."""
 
 

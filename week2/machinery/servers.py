@@ -45,6 +45,7 @@ import psutil
 import requests
 
 from week2 import config
+from week2.errors import Week2Error
 
 HOST = "127.0.0.1"
 START_TIMEOUT_SECONDS = 120
@@ -73,7 +74,7 @@ auth_cache_ttl_seconds = 60
 _STARTED: dict[int, subprocess.Popen] = {}
 
 
-class ServerError(RuntimeError):
+class ServerError(Week2Error, RuntimeError):
     """A server could not be started, reached or stopped; the message says what to do."""
 
 

@@ -31,6 +31,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
 from week2 import config, data, registry, utils
+from week2.errors import Week2Error
 from week2.machinery import servers
 
 HOST = "127.0.0.1"
@@ -39,7 +40,7 @@ STOP_TIMEOUT_SECONDS = 15
 REQUEST_TIMEOUT_SECONDS = 60
 
 
-class ServingError(RuntimeError):
+class ServingError(Week2Error, RuntimeError):
     """The model could not be found, served or scored; the message says what to do."""
 
 
