@@ -1,14 +1,21 @@
-"""Every exercise proven both ways: its check says "not attempted yet" untouched, PASS with the solution.
+"""Every notebook run top to bottom, in order, as a student runs it; every exercise proven both ways.
 
-Each notebook with exercises runs once, in order, in a private store (notebook 04 builds on the runs
-of 01–03). Before each answer cell a copy of its check cell runs on the untouched store; the answer
-cell holds the reference solution from notebooks/solutions/; the check cell after it must pass.
+The notebooks run one test each, in teaching order, in one private store (notebook 04 builds on the
+runs of 01–03), through the course runner's own executor, so the executed copies are kept and read:
+- each exercise: a copy of its check cell runs before the answer cell and must say "not attempted
+  yet"; the answer cell holds the reference solution from notebooks/solutions/; the check cell after
+  it must say PASS;
+- outputs: no warning, traceback, Java stack trace or per-run link in what the notebook shows, nor
+  in what its kernel (and the Spark workers it starts) print to the terminal.
+The executed copies stay in the suite's scratch folder (`executed/`) for reading a failure.
 """
 
 from __future__ import annotations
 
 import copy
-import json
+import os
+import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -18,23 +25,28 @@ from week2 import exercises
 from week2.machinery import course
 
 NOTEBOOKS = course.course_notebooks(REPO_ROOT / "notebooks")
+WARNINGS = r"\w*Warning\b|Traceback \(most recent call last\)|Exception in thread|^\s+at [\w.$]+\(.*\)$"
+NOISE = re.compile(WARNINGS, re.MULTILINE)
+TERMINAL_NOISE = re.compile(rf"{WARNINGS}|View run .* at: https?://|\bERROR\b", re.MULTILINE)
+"""What a student should never see: warnings, tracebacks, Java stack frames; on the terminal (where
+`make course` prints its progress) also the per-run links and errors that Spark's workers print."""
 
 
-def _role(cell) -> tuple[str | None, str | None]:
-    marks = cell.metadata.get("week2", {})
+def _marks(cell) -> tuple[str | None, str | None]:
+    marks = cell.get("metadata", {}).get("week2", {})
     return marks.get("exercise"), marks.get("role")
 
 
 def exercise_keys(notebook) -> list[str]:
-    return [key for key, role in map(_role, notebook.cells) if role == "answer"]
+    return [key for key, role in map(_marks, notebook.cells) if role == "answer"]
 
 
 def solved(notebook):
-    """A copy of `notebook` with each answer cell solved and a check cell run before it as well."""
-    checks = {key: cell for cell in notebook.cells for key, role in [_role(cell)] if role == "check"}
+    """A copy of `notebook` with each answer cell solved, and its check cell run before it as well."""
+    checks = {key: cell for cell in notebook.cells for key, role in [_marks(cell)] if role == "check"}
     cells = []
     for cell in notebook.cells:
-        key, role = _role(cell)
+        key, role = _marks(cell)
         if role == "answer":
             before = copy.deepcopy(checks[key])
             before.metadata["week2"] = {"exercise": key, "role": "check-before"}
@@ -47,7 +59,8 @@ def solved(notebook):
     return notebook
 
 
-def printed(cell) -> str:
+def shown(cell) -> str:
+    """The text a cell printed (stdout and stderr streams)."""
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
 
 
@@ -55,9 +68,9 @@ def test_every_exercise_has_a_check_a_solution_and_a_notebook():
     used = {}
     for path in NOTEBOOKS:
         notebook = nbformat.read(path, as_version=4)
-        roles = [_role(c) for c in notebook.cells]
+        marks = [_marks(c) for c in notebook.cells]
         for key in exercise_keys(notebook):
-            assert (key, "check") in roles, f"{path.name}: exercise {key} has no check cell"
+            assert (key, "check") in marks, f"{path.name}: exercise {key} has no check cell"
             used[key] = path.name
     assert set(used) == set(exercises.EXERCISES), "every exercise defined in week2.exercises is in a notebook"
     for key, exercise in exercises.EXERCISES.items():
@@ -67,27 +80,36 @@ def test_every_exercise_has_a_check_a_solution_and_a_notebook():
 
 
 @pytest.fixture(scope="module")
-def executed(private_store, tmp_path_factory):
-    """Every notebook up to the last one with exercises, solved, executed in order: {name: notebook}."""
-    with_exercises = [p for p in NOTEBOOKS if exercise_keys(nbformat.read(p, as_version=4))]
-    folder = tmp_path_factory.mktemp("solved")
-    done = {}
-    for path in NOTEBOOKS[: NOTEBOOKS.index(with_exercises[-1]) + 1] if with_exercises else []:
-        target = folder / path.name
-        nbformat.write(solved(nbformat.read(path, as_version=4)), target)
-        course.execute_notebook(target, folder / "executed")
-        done[path.name] = json.loads((folder / "executed" / path.name).read_text())
-    return done
+def executed_dir(private_store) -> Path:
+    folder = Path(os.environ.get("WEEK2_TEST_SCRATCH", private_store)) / "executed"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_exercises_say_not_attempted_then_pass(path, executed):
-    notebook = executed.get(path.name)
-    if notebook is None or not exercise_keys(nbformat.reads(json.dumps(notebook), as_version=4)):
-        pytest.skip(f"{path.name} has no exercises")
-    for cell in notebook["cells"]:
-        key, role = _role(nbformat.from_dict(cell))
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_quietly_and_its_exercises_check_both_ways(path, executed_dir, capfd):
+    notebook = nbformat.read(path, as_version=4)
+    keys = exercise_keys(notebook)
+    # The solved copy runs from the notebook's own folder, as a student's would.
+    target = path.with_name(f".solved-{path.name}")
+    nbformat.write(solved(notebook), target)
+    try:
+        capfd.readouterr()
+        course.execute_notebook(target, executed_dir)
+    finally:
+        target.unlink(missing_ok=True)
+        terminal = capfd.readouterr()
+    result = nbformat.read(executed_dir / target.name, as_version=4)
+
+    for cell in result.cells:
+        key, role = _marks(cell)
         if role == "check-before":
-            assert f"{key} {exercises.NOT_ATTEMPTED}" in printed(cell), printed(cell)
+            assert f"{key} {exercises.NOT_ATTEMPTED}" in shown(cell), shown(cell)
         elif role == "check":
-            assert f"{key} {exercises.PASS}" in printed(cell), printed(cell)
+            assert f"{key} {exercises.PASS}" in shown(cell), shown(cell)
+    assert len([c for c in result.cells if _marks(c)[1] == "check"]) == len(keys)
+
+    noisy = [(i, m.group(0)) for i, c in enumerate(result.cells) for m in NOISE.finditer(shown(c))]
+    assert not noisy, f"{path.name} shows what a student should not see (cell, text): {noisy[:5]}"
+    printed = [m.group(0) for m in TERMINAL_NOISE.finditer(terminal.out + terminal.err)]
+    assert not printed, f"{path.name}'s kernel printed to the terminal: {printed[:5]}"

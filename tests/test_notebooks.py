@@ -1,4 +1,4 @@
-"""Notebook hygiene, and notebook 01 on the real months (nbmake runs every notebook on the sample)."""
+"""Notebook hygiene, and notebook 01 on the real months (test_exercises runs every notebook on the sample)."""
 
 from __future__ import annotations
 

@@ -87,6 +87,9 @@ class WorkerTracking:
         import mlflow
 
         os.environ.update(self.credentials)
+        # A worker's stdout is the terminal of whoever started Spark (`make course`): one link per
+        # trial would bury the progress bars. The runs are in the UI, found from the parent.
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
         mlflow.set_tracking_uri(self.tracking_uri)
 
 
@@ -112,4 +115,9 @@ def trials(parallelism: int | None = None):
     """
     from hyperopt import SparkTrials
 
+    # hyperopt wraps its task thread with pyspark's inheritable_thread_target without a session,
+    # and pyspark 4 warns about it from inside that thread: nothing our code can pass avoids it.
+    warnings.filterwarnings(
+        "ignore", message="Spark session is not provided", category=UserWarning, module="pyspark.util"
+    )
     return SparkTrials(parallelism=parallelism or config.sweep_parallelism(), spark_session=session())
