@@ -1,0 +1,135 @@
+"""The registry-webhook receiver: signatures checked, a champion that cannot predict rolled back."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import mlflow
+import pandas as pd
+import pytest
+import requests
+from mlflow import MlflowClient
+from mlflow.webhooks.delivery import _generate_hmac_signature
+from sklearn.linear_model import LinearRegression
+
+from week2 import utils
+from week2.machinery import servers, webhooks
+
+SECRET = "a-secret-only-the-server-and-receiver-know"
+MODEL = "webhook-guarded"
+
+
+def signed_headers(body: str, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:
+    timestamp = str(int(time.time()) if timestamp is None else timestamp)
+    return {
+        webhooks.DELIVERY_ID_HEADER: "delivery-1",
+        webhooks.TIMESTAMP_HEADER: timestamp,
+        webhooks.SIGNATURE_HEADER: _generate_hmac_signature(secret, "delivery-1", timestamp, body),
+    }
+
+
+def test_the_signature_is_the_one_mlflow_sends_and_forgeries_are_refused():
+    body = json.dumps({"entity": "model_version_alias", "action": "created", "data": {}})
+    assert webhooks.is_authentic(SECRET, signed_headers(body), body)
+    assert not webhooks.is_authentic(SECRET, signed_headers(body, secret="guessed"), body)
+    assert not webhooks.is_authentic(SECRET, signed_headers(body), body.replace("created", "deleted"))
+    assert not webhooks.is_authentic(SECRET, signed_headers(body, timestamp=int(time.time()) - 3600), body)
+    assert not webhooks.is_authentic(SECRET, {}, body)
+
+
+@pytest.fixture(scope="module")
+def team_server(server_settings):
+    """The scenario-2 server, allowed to deliver webhooks to loopback over http (local development)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS", "true")
+        patch.setenv("MLFLOW_WEBHOOK_ALLOWED_SCHEMES", "http,https")
+        url = servers.start_team_server()
+    yield url
+    servers.stop_team_server()
+
+
+@pytest.fixture(scope="module")
+def guarded(team_server, sample_xy, tmp_path_factory):
+    """A receiver guarding @champion, a webhook that reaches it, and a model with a good version 1."""
+    (X_train, y_train), (X_val, _), _ = sample_xy
+    smoke = tmp_path_factory.mktemp("smoke") / "smoke.parquet"
+    X_val.head(50).to_parquet(smoke)
+    mlflow.set_tracking_uri(team_server)
+    guard = webhooks.Guard(team_server, smoke)
+    port = servers.free_ports(1)[0]
+    receiver = webhooks.make_server(port, SECRET, guard)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    client = MlflowClient()
+    client.create_webhook(
+        name="smoke-test-champion",
+        url=f"http://127.0.0.1:{port}/",
+        events=["model_version_alias.created"],
+        secret=SECRET,
+    )
+    mlflow.set_experiment("webhooks")
+    with mlflow.start_run():
+        good = mlflow.sklearn.log_model(
+            utils.make_pipeline(LinearRegression()).fit(X_train, y_train),
+            name="model",
+            input_example=X_train.head(3).astype({"trip_distance": float}),
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            registered_model_name=MODEL,
+        )
+    yield client, guard, port, good
+    receiver.shutdown()
+    receiver.server_close()
+    mlflow.set_tracking_uri(None)
+
+
+def wait_for(condition, seconds: float = 60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.2)
+    raise AssertionError("the webhook's effect did not show in time")
+
+
+def smoke_tag(client, version: str) -> str | None:
+    return client.get_model_version(MODEL, version).tags.get(webhooks.SMOKE_TAG)
+
+
+def test_moving_champion_to_a_version_that_cannot_predict_rolls_it_back(guarded):
+    client, guard, _, good = guarded
+    client.set_registered_model_alias(MODEL, "champion", good.registered_model_version)
+    assert wait_for(lambda: smoke_tag(client, good.registered_model_version)) == webhooks.PASSED
+
+    # Version 2 was trained on other columns than a trip has: it cannot score the smoke sample.
+    with mlflow.start_run():
+        frame = pd.DataFrame({"passenger_count": [1.0, 2.0, 3.0]})
+        broken = mlflow.sklearn.log_model(
+            LinearRegression().fit(frame, [10.0, 12.0, 14.0]),
+            name="model",
+            input_example=frame,
+            registered_model_name=MODEL,
+        )
+    client.set_registered_model_alias(MODEL, "champion", broken.registered_model_version)
+
+    assert wait_for(lambda: smoke_tag(client, broken.registered_model_version)) == webhooks.FAILED
+    reason = client.get_model_version(MODEL, broken.registered_model_version).tags["smoke_test.reason"]
+    assert reason.startswith("cannot predict") and "passenger_count" in reason
+    champion = wait_for(lambda: client.get_registered_model(MODEL).aliases.get("champion"))
+    wait_for(lambda: client.get_registered_model(MODEL).aliases.get("champion") == good.registered_model_version)
+    assert champion in (good.registered_model_version, broken.registered_model_version)
+    rolled = [o for o in guard.outcomes if o.result == webhooks.FAILED]
+    assert [o.rolled_back_to for o in rolled] == [good.registered_model_version]
+
+
+def test_a_forged_delivery_is_refused_and_changes_nothing(guarded):
+    client, guard, port, good = guarded
+    before = len(guard.outcomes)
+    body = json.dumps(
+        {"entity": "model_version_alias", "action": "created", "data": {"name": MODEL, "alias": "champion", "version": "1"}}
+    )
+    answer = requests.post(f"http://127.0.0.1:{port}/", data=body, headers=signed_headers(body, secret="guessed"))
+    assert answer.status_code == 401
+    assert len(guard.outcomes) == before
+    listed = requests.get(f"http://127.0.0.1:{port}/deliveries", timeout=5).json()
+    assert len(listed) == before
