@@ -116,7 +116,9 @@ def test_moving_champion_to_a_version_that_cannot_predict_rolls_it_back(guarded)
     reason = client.get_model_version(MODEL, broken.registered_model_version).tags["smoke_test.reason"]
     assert reason.startswith("cannot predict") and "passenger_count" in reason
     champion = wait_for(lambda: client.get_registered_model(MODEL).aliases.get("champion"))
-    wait_for(lambda: client.get_registered_model(MODEL).aliases.get("champion") == good.registered_model_version)
+    wait_for(
+        lambda: client.get_registered_model(MODEL).aliases.get("champion") == good.registered_model_version
+    )
     assert champion in (good.registered_model_version, broken.registered_model_version)
     rolled = [o for o in guard.outcomes if o.result == webhooks.FAILED]
     assert [o.rolled_back_to for o in rolled] == [good.registered_model_version]
@@ -126,9 +128,15 @@ def test_a_forged_delivery_is_refused_and_changes_nothing(guarded):
     client, guard, port, good = guarded
     before = len(guard.outcomes)
     body = json.dumps(
-        {"entity": "model_version_alias", "action": "created", "data": {"name": MODEL, "alias": "champion", "version": "1"}}
+        {
+            "entity": "model_version_alias",
+            "action": "created",
+            "data": {"name": MODEL, "alias": "champion", "version": "1"},
+        }
     )
-    answer = requests.post(f"http://127.0.0.1:{port}/", data=body, headers=signed_headers(body, secret="guessed"))
+    answer = requests.post(
+        f"http://127.0.0.1:{port}/", data=body, headers=signed_headers(body, secret="guessed")
+    )
     assert answer.status_code == 401
     assert len(guard.outcomes) == before
     listed = requests.get(f"http://127.0.0.1:{port}/deliveries", timeout=5).json()

@@ -66,7 +66,9 @@ class Exercise:
             missing = self.inspect(client or MlflowClient())
         except MlflowException as error:
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
-            return Verdict(self.key, NOT_YET, f"the check could not read the store ({first}). Hint: {self.hint}")
+            return Verdict(
+                self.key, NOT_YET, f"the check could not read the store ({first}). Hint: {self.hint}"
+            )
         if missing is None:
             return Verdict(self.key, NOT_ATTEMPTED, f"{self.task} (tag your runs exercise={self.key})")
         if missing:
@@ -108,7 +110,9 @@ def tagged_runs(client: MlflowClient, key: str) -> list[Run]:
     if not experiment_ids:
         return []
     return client.search_runs(
-        experiment_ids, filter_string=f"tags.{EXERCISE_TAG} = '{key}'", order_by=["attributes.start_time DESC"]
+        experiment_ids,
+        filter_string=f"tags.{EXERCISE_TAG} = '{key}'",
+        order_by=["attributes.start_time DESC"],
     )
 
 

@@ -21,7 +21,9 @@ def atomic_path(destination: Path, mode: int | None = None) -> Iterator[Path]:
     """
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=PARTIAL_SUFFIX, dir=destination.parent)
+    handle, name = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix=PARTIAL_SUFFIX, dir=destination.parent
+    )
     os.close(handle)
     temporary = Path(name)
     try:

@@ -176,7 +176,9 @@ def make_server(port: int, secret: str, guard: Guard, host: str = "127.0.0.1") -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m week2.machinery.webhooks", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m week2.machinery.webhooks", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--smoke-sample", type=Path, required=True, help="parquet file of raw trips")
@@ -186,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     if not secret:
         print(f"error: set {SECRET_VARIABLE} to the webhook's secret", file=sys.stderr)
         return 2
-    server = make_server(options.port, secret, Guard(options.tracking_uri, options.smoke_sample, options.alias))
+    server = make_server(
+        options.port, secret, Guard(options.tracking_uri, options.smoke_sample, options.alias)
+    )
     print(f"webhook receiver on http://127.0.0.1:{options.port} guarding @{options.alias}", flush=True)
     try:
         server.serve_forever()
