@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from week2.machinery import servers
 from week2.config import REPO_ROOT
+from week2.machinery import servers
 from week2.machinery.course import course_notebooks, execute_notebook
 
 CHROMIUM = Path("/usr/bin/chromium")
