@@ -5,7 +5,7 @@ runs of 01–03), through the course runner's own executor, so the executed copi
 - each exercise: a copy of its check cell runs before the answer cell and must say "not attempted
   yet"; the answer cell holds the reference solution from notebooks/solutions/; the check cell after
   it must say PASS;
-- outputs: no warning, traceback, Java stack trace or per-run link in what the notebook shows, nor
+- outputs: no warning (a Python warning or a WARNING log line), traceback, Java stack trace or per-run link in what the notebook shows, nor
   in what its kernel (and the Spark workers it starts) print to the terminal.
 The executed copies stay in the suite's scratch folder (`executed/`) for reading a failure.
 """
@@ -25,7 +25,9 @@ from week2 import exercises
 from week2.machinery import course
 
 NOTEBOOKS = course.course_notebooks(REPO_ROOT / "notebooks")
-WARNINGS = r"\w*Warning\b|Traceback \(most recent call last\)|Exception in thread|^\s+at [\w.$]+\(.*\)$"
+WARNINGS = (
+    r"\w*Warning\b|\bWARNING\b|Traceback \(most recent call last\)|Exception in thread|^\s+at [\w.$]+\(.*\)$"
+)
 NOISE = re.compile(WARNINGS, re.MULTILINE)
 TERMINAL_NOISE = re.compile(rf"{WARNINGS}|View run .* at: https?://|\bERROR\b", re.MULTILINE)
 """What a student should never see: warnings, tracebacks, Java stack frames; on the terminal (where
