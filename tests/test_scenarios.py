@@ -279,6 +279,45 @@ def test_logs_secrets_and_data_are_readable_by_their_owner_only(scenario3, stude
     assert not exposed
 
 
+@pytest.fixture(scope="module")
+def admin_run(scenario3):
+    """A finished run with a tag and a param in an experiment the admin created."""
+    client = MlflowClient(scenario3)
+    with servers.signed_in(servers.ADMIN):
+        experiment_id = client.create_experiment("scenario-3-admin")
+        run = client.create_run(experiment_id, tags={"owner": "admin"})
+        client.log_param(run.info.run_id, "alpha", "0.1")
+        client.set_terminated(run.info.run_id)
+    return run
+
+
+STUDENT_CHANGES = {
+    "delete_experiment": lambda client, run: client.delete_experiment(run.info.experiment_id),
+    "rename_experiment": lambda client, run: client.rename_experiment(run.info.experiment_id, "taken"),
+    "set_tag": lambda client, run: client.set_tag(run.info.run_id, "owner", "student"),
+    "log_param": lambda client, run: client.log_param(run.info.run_id, "beta", "1"),
+    "delete_run": lambda client, run: client.delete_run(run.info.run_id),
+}
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("change", STUDENT_CHANGES)
+def test_the_student_may_not_change_the_admins_experiment_or_runs(scenario3, admin_run, change):
+    client = MlflowClient(scenario3)
+    with servers.signed_in(servers.STUDENT):
+        assert client.get_run(admin_run.info.run_id).data.tags["owner"] == "admin"  # reading is allowed
+        with pytest.raises(MlflowException) as refused:
+            STUDENT_CHANGES[change](client, admin_run)
+    assert refused.value.get_http_status_code() == 403
+
+    with servers.signed_in(servers.ADMIN):
+        experiment = client.get_experiment(admin_run.info.experiment_id)
+        run = client.get_run(admin_run.info.run_id)
+    assert (experiment.name, experiment.lifecycle_stage) == ("scenario-3-admin", "active")
+    assert run.info.lifecycle_stage == "active"
+    assert (run.data.tags["owner"], run.data.params) == ("admin", {"alpha": "0.1"})
+
+
 def _bucket_objects() -> dict[str, str]:
     listing = servers.s3_client().list_objects_v2(Bucket=servers.BUCKET, Prefix="artifacts/")
     return {o["Key"]: o["ETag"] for o in listing.get("Contents", [])}
