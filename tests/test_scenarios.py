@@ -137,6 +137,23 @@ def test_a_failed_scenario3_start_stops_what_it_started_and_deletes_its_folder(s
     assert not servers.scenario3_folder().exists()
 
 
+def test_data_without_its_secrets_is_refused_in_one_line_and_kept(server_settings):
+    pgdata = servers.scenario3_folder() / "pgdata"
+    pgdata.mkdir(parents=True)
+    try:
+        with pytest.raises(servers.ServerError, match="not its secrets.json.*DELETE=1"):
+            servers.start_scenario3()
+        assert pgdata.is_dir()  # not this start's to delete
+
+        servers.secrets_path().write_text('{"admin_password": "cut short')
+        with pytest.raises(servers.ServerError, match="is damaged"):
+            servers.start_scenario3()
+        assert pgdata.is_dir() and servers.secrets_path().is_file()
+    finally:
+        servers.stop_scenario3(delete=True)
+    assert not servers.scenario3_folder().exists()
+
+
 @pytest.fixture(scope="module")
 def student_run(scenario3):
     """A run with a model, logged by the student in an experiment the student created."""
