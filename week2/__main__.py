@@ -1,4 +1,4 @@
-"""Command line of the course: `python -m week2 {course,data,ui,score,serve,server,scenario3,…}`.
+"""Command line of the course: `python -m week2 {course,data,ui,score,serve,server,scenario3,reproduce,…}`.
 
 The Makefile calls these; they also work on their own inside `.venv`.
 """
@@ -32,7 +32,8 @@ def main_ui(argv: list[str] | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m week2", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["course", "data", "ui", "score", "serve", *SERVER_COMMANDS])
+    commands = ["course", "data", "ui", "score", "serve", "reproduce", *SERVER_COMMANDS]
+    parser.add_argument("command", choices=commands)
     parser.add_argument(
         "args", nargs="*", help="data: the months to get (YYYY-MM), default the course's; score: the month"
     )
@@ -65,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
             from week2.machinery.serving import main_serve
 
             return main_serve(options.args + extra)
+        if options.command == "reproduce":
+            from week2.reproduce import main_reproduce
+
+            return main_reproduce(options.args)
         return main_ui(options.args)
     except Week2Error as error:
         print(f"error: {error}", file=sys.stderr)
