@@ -9,23 +9,32 @@ import argparse
 import os
 import sys
 
-UI_PORT_DEFAULT = 5000
 SERVER_COMMANDS = ["server", "server-stop", "scenario3", "scenario3-stop"]
+STORE_COMMANDS = ["course", "ui", "score", "serve"]
+"""The commands that use the tracking store: its folder must be there, its server must answer."""
+CLASSIC_VIEW = "#/experiments?workflowType=machine_learning"
+"""MLflow 3.17's UI opens in its GenAI view; this fragment opens the classic "Model training" one."""
 
 
 def main_ui(argv: list[str] | None = None) -> int:
     """`mlflow ui` on the course's tracking store, bound to 127.0.0.1 only."""
-    from week2 import config
+    from week2 import config, tracking
+    from week2.errors import Week2Error
 
-    port = os.environ.get("WEEK2_UI_PORT", str(UI_PORT_DEFAULT))
+    uri = tracking.check_store()
+    if tracking.uses_server(uri):
+        raise Week2Error(
+            f"MLFLOW_TRACKING_URI={uri} is a server with a UI of its own: open {uri} in a browser."
+        )
+    port = config.ui_port()
     command = [
         sys.executable, "-m", "mlflow", "ui",
-        "--backend-store-uri", config.tracking_uri(),
+        "--backend-store-uri", uri,
         "--default-artifact-root", config.artifacts_dir().as_uri(),
         "--host", "127.0.0.1",
-        "--port", port,
+        "--port", str(port),
     ]  # fmt: skip
-    print(f"MLflow UI on http://127.0.0.1:{port} for {config.tracking_uri()} (Ctrl+C stops it)", flush=True)
+    print(f"MLflow UI on http://127.0.0.1:{port}/{CLASSIC_VIEW} for {uri} (Ctrl+C stops it)", flush=True)
     os.execv(sys.executable, command)
     return 0  # not reached: execv replaces this process
 
@@ -41,9 +50,18 @@ def main(argv: list[str] | None = None) -> int:
     if extra and options.command not in ("score", "serve"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
+    from week2 import config
     from week2.errors import Week2Error
 
+    # Telemetry off and a short retry budget for MLflow here and in every process started from here.
+    config.apply_mlflow_defaults()
     try:
+        # Every setting is read before anything is done, so a malformed one creates or deletes nothing.
+        config.check_all()
+        if options.command in STORE_COMMANDS:
+            from week2 import tracking
+
+            tracking.check_store()
         if options.command == "course":
             from week2.machinery.course import main_course
 
