@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -60,7 +61,7 @@ def test_best_run_is_found_by_metric_across_experiments(store):
     best = tracking.best_run(["exp-a", "exp-b"])
     assert best.data.metrics["val_rmse"] == 6.9
     assert best.data.tags["score"] == "6.9"
-    with pytest.raises(LookupError, match="run the notebook"):
+    with pytest.raises(tracking.NoRunError, match="run the notebook"):
         tracking.best_run("exp-a", metric="test_rmse")
 
 
@@ -135,6 +136,18 @@ def test_a_dead_server_is_named_within_seconds(monkeypatch):
     assert time.monotonic() - started < 30
     message = str(error.value)
     assert f"MLFLOW_TRACKING_URI={url} does not answer" in message and "make server" in message
+
+
+def test_a_server_that_accepts_but_never_answers_is_named_within_30_seconds(monkeypatch):
+    with socket.socket() as hung:  # listens, so connections succeed, but never reads or writes
+        hung.bind(("127.0.0.1", 0))
+        hung.listen()
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        started = time.monotonic()
+        with pytest.raises(config.ConfigError, match=f"{url} does not answer \\(ReadTimeout\\)"):
+            tracking.setup_mlflow("anything")
+        assert time.monotonic() - started < 30
 
 
 def test_something_else_on_the_port_is_not_taken_for_a_tracking_server(monkeypatch):

@@ -26,6 +26,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models.model import ModelInfo
 
 from week2 import config
+from week2.errors import Week2Error
 
 UNKNOWN_GIT = "unknown (not a git checkout)"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -37,6 +38,10 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 SERVER_HINT = (
     "start it (make server, or make scenario3) or unset MLFLOW_TRACKING_URI to use the course's store"
 )
+
+
+class NoRunError(Week2Error, LookupError):
+    """The store holds no run to build on yet; the message names the notebook to run first."""
 
 
 def uses_server(uri: str) -> bool:
@@ -252,5 +257,5 @@ def best_run(experiment_names: list[str] | str, metric: str = "val_rmse", filter
         output_format="list",
     )
     if not runs:
-        raise LookupError(f"No run in {names} has metric {metric!r}: run the notebook that logs it first.")
+        raise NoRunError(f"No run in {names} has metric {metric!r}: run the notebook that logs it first.")
     return runs[0]
