@@ -24,6 +24,8 @@ DEADLINE_SECONDS = 30  # a server that does not answer is named within this
 # (command line, environment changes, what the one line must contain). In values, {file} is a file
 # in the way, {tmp} the test's folder and {dead} a port where nothing listens.
 CASES = {
+    "unknown command": (["sever"], {}, "argument command: invalid choice: 'sever'"),
+    "option data does not take": (["data", "--force"], {}, "unrecognized arguments: --force"),
     "month with a leading space": (["data", " 2021-01"], {}, "month=' 2021-01'"),
     "month with a trailing newline": (["data", "2021-01\n"], {}, "month='2021-01\\n'"),
     "month in Arabic-Indic digits": (["data", f"{ARABIC_INDIC_2021}-01"], {}, "month="),

@@ -39,8 +39,15 @@ def main_ui(argv: list[str] | None = None) -> int:
     return 0  # not reached: execv replaces this process
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line that says where help is, not the usage block and the error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see python -m week2 --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m week2", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m week2", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["course", "data", "ui", "score", "serve", *SERVER_COMMANDS])
     parser.add_argument(
         "args", nargs="*", help="data: the months to get (YYYY-MM), default the course's; score: the month"
