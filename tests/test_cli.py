@@ -15,7 +15,7 @@ from week2 import __main__ as cli
 from week2 import config
 from week2.machinery import servers
 
-CLASSIC_VIEW = "#/experiments?workflowType=machine_learning"
+CLASSIC_VIEW = "#/experiments?workflowType=machine_learning"  # as MLflow 3.17's UI spells it
 
 
 class _Exec(Exception):

@@ -98,7 +98,7 @@ def test_processes_creating_one_fresh_store_and_experiment_at_once(fresh_store):
 
 @pytest.mark.slow
 def test_processes_registering_one_model_name_at_once(fresh_store):
-    tracking.setup_mlflow("shared-experiment")  # the store exists: only the registry races
+    tracking.setup_mlflow("made-first")  # the store exists: its new experiment and the registry race
 
     outcomes = _at_once(fresh_store.parent, "register")
 
@@ -109,6 +109,8 @@ def test_processes_registering_one_model_name_at_once(fresh_store):
     )
     assert versions == list(range(1, PROCESSES + 1))
     assert _rows(fresh_store, "PRAGMA integrity_check") == [("ok",)]
+    assert len({line for o in outcomes for line in o.stdout.splitlines() if "experiment" in line}) == 1
+    assert _rows(fresh_store, "SELECT count(*) FROM experiments WHERE name = 'shared-experiment'") == [(1,)]
     assert _rows(fresh_store, "SELECT name FROM registered_models") == [("shared-model",)]
     assert _rows(fresh_store, "SELECT version FROM model_versions ORDER BY version") == [
         (n,) for n in range(1, PROCESSES + 1)

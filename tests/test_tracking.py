@@ -164,3 +164,9 @@ def test_something_else_on_the_port_is_not_taken_for_a_tracking_server(monkeypat
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_classic_view_address():
+    assert tracking.classic_view("http://127.0.0.1:5001/") == (
+        "http://127.0.0.1:5001/#/experiments?workflowType=machine_learning"
+    )

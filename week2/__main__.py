@@ -12,8 +12,6 @@ import sys
 SERVER_COMMANDS = ["server", "server-stop", "scenario3", "scenario3-stop"]
 STORE_COMMANDS = ["course", "ui", "score", "serve"]
 """The commands that use the tracking store: its folder must be there, its server must answer."""
-CLASSIC_VIEW = "#/experiments?workflowType=machine_learning"
-"""MLflow 3.17's UI opens in its GenAI view; this fragment opens the classic "Model training" one."""
 
 
 def main_ui(argv: list[str] | None = None) -> int:
@@ -34,7 +32,8 @@ def main_ui(argv: list[str] | None = None) -> int:
         "--host", "127.0.0.1",
         "--port", str(port),
     ]  # fmt: skip
-    print(f"MLflow UI on http://127.0.0.1:{port}/{CLASSIC_VIEW} for {uri} (Ctrl+C stops it)", flush=True)
+    address = tracking.classic_view(f"http://127.0.0.1:{port}")
+    print(f"MLflow UI on {address} for {uri} (Ctrl+C stops it)", flush=True)
     os.execv(sys.executable, command)
     return 0  # not reached: execv replaces this process
 

@@ -32,6 +32,8 @@ UNKNOWN_GIT = "unknown (not a git checkout)"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 """Marks an experiment as classic ML, so MLflow 3.17's UI shows it in its "Model training" view."""
+CLASSIC_VIEW = "#/experiments?workflowType=machine_learning"
+"""MLflow 3.17's UI opens in its GenAI view; this fragment opens the classic "Model training" one."""
 
 HEALTH_TIMEOUT_SECONDS = (5, 10)  # to connect, then to answer: a dead server is named within 30 s
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -42,6 +44,11 @@ SERVER_HINT = (
 
 class NoRunError(Week2Error, LookupError):
     """The store holds no run to build on yet; the message names the notebook to run first."""
+
+
+def classic_view(ui_url: str) -> str:
+    """The address of the classic ML view of the MLflow UI at `ui_url` (a server's or `make ui`'s)."""
+    return f"{ui_url.rstrip('/')}/{CLASSIC_VIEW}"
 
 
 def uses_server(uri: str) -> bool:
