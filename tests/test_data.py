@@ -154,7 +154,10 @@ def test_a_corrupt_cached_file_is_fetched_again_and_replaced(served, cache, parq
     path = data.fetch_month(MONTH, mirror=served.url, progress=False, checksums=_checksums(parquet_bytes))
 
     assert path == cache / FILENAME and path.read_bytes() == parquet_bytes
-    assert f"{cache / FILENAME} is not a whole parquet file" in capsys.readouterr().err
+    assert (
+        f"replaced the damaged {cache / FILENAME} with a verified copy from {served.url}"
+        in capsys.readouterr().err
+    )
     assert _leftovers(cache) == [FILENAME]
 
 
@@ -170,7 +173,7 @@ def test_a_corrupt_cached_file_that_cannot_be_fetched_again_stops_real_mode(
         data.resolve_months([MONTH], mode="real")
 
     message = str(error.value)
-    assert f"the cached {cache / FILENAME} is damaged" in message and "\n" not in message
+    assert f"{cache / FILENAME} is not a whole parquet file" in message and "\n" not in message
     assert (cache / FILENAME).read_bytes() == damaged  # kept until a good copy replaces it
     assert _leftovers(cache) == [FILENAME]
 

@@ -182,13 +182,20 @@ def fetch_month(
     errors = []
     if destination.parent.is_dir():
         remove_partials(destination.parent)
+    damage = None
     if destination.is_file():
         try:
-            _verify(destination, filename, str(destination), expected_sha256, "fetching it again")
+            _verify(
+                destination,
+                filename,
+                str(destination),
+                expected_sha256,
+                "kept until a verified copy replaces it",
+            )
             return destination
         except DataError as error:  # a damaged copy: replace it with a good one, or say why not
-            print(f"{str(error).rstrip('.')}", file=sys.stderr, flush=True)
-            errors.append(f"the cached {destination} is damaged")
+            damage = str(error).rstrip(".")
+            errors.append(damage)
 
     mirror = config.tlc_mirror() if mirror is None else mirror
     remedy = "check that the month is published, or the mirror"
@@ -197,9 +204,13 @@ def fetch_month(
             errors.append(f"{origin} does not exist")
             continue
         try:
-            return _copy_into_cache(origin, destination, expected_sha256, progress, remedy)
+            _copy_into_cache(origin, destination, expected_sha256, progress, remedy)
         except DataError as error:
             errors.append(str(error).rstrip("."))
+            continue
+        if damage:
+            print(f"replaced the damaged {destination} with a verified copy from {origin}", file=sys.stderr)
+        return destination
     raise DataError(f"no copy of {filename} could be had: {'; '.join(errors)}.")
 
 
