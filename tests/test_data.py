@@ -9,6 +9,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import os
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -21,7 +24,7 @@ import pytest
 from conftest import real_month
 from sklearn.linear_model import LinearRegression
 
-from week2 import config, data, utils
+from week2 import config, data, files, utils
 from week2.machinery import servers
 
 MONTH = "2021-01"
@@ -143,12 +146,83 @@ def test_cache_hit_needs_no_network(served, cache, parquet_bytes, dead_url):
     assert path.read_bytes() == parquet_bytes
 
 
-def test_a_corrupt_cached_file_is_reported_not_used(cache, parquet_bytes, dead_url):
+def test_a_corrupt_cached_file_is_fetched_again_and_replaced(served, cache, parquet_bytes, capsys):
     cache.mkdir()
     (cache / FILENAME).write_bytes(parquet_bytes[: len(parquet_bytes) // 2])  # an interrupted copy
+    (served.folder / FILENAME).write_bytes(parquet_bytes)
 
-    with pytest.raises(data.DataError, match=f"not a whole parquet file .*delete {cache / FILENAME}"):
-        data.fetch_month(MONTH, mirror=dead_url, progress=False, checksums={})
+    path = data.fetch_month(MONTH, mirror=served.url, progress=False, checksums=_checksums(parquet_bytes))
+
+    assert path == cache / FILENAME and path.read_bytes() == parquet_bytes
+    assert (
+        f"replaced the damaged {cache / FILENAME} with a verified copy from {served.url}"
+        in capsys.readouterr().err
+    )
+    assert _leftovers(cache) == [FILENAME]
+
+
+def test_a_corrupt_cached_file_that_cannot_be_fetched_again_stops_real_mode(
+    cache, parquet_bytes, monkeypatch
+):
+    cache.mkdir()
+    damaged = parquet_bytes[: len(parquet_bytes) // 2]
+    (cache / FILENAME).write_bytes(damaged)
+    monkeypatch.setattr(data, "known_sha256", lambda: {})
+
+    with pytest.raises(data.DataError) as error:
+        data.resolve_months([MONTH], mode="real")
+
+    message = str(error.value)
+    assert f"{cache / FILENAME} is not a whole parquet file" in message and "\n" not in message
+    assert (cache / FILENAME).read_bytes() == damaged  # kept until a good copy replaces it
+    assert _leftovers(cache) == [FILENAME]
+
+
+def _partial(folder: Path, age_seconds: float) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{FILENAME}.{age_seconds:.0f}{files.PARTIAL_SUFFIX}"
+    partial.write_bytes(b"PAR1 half of a month")
+    then = time.time() - age_seconds
+    os.utime(partial, (then, then))
+    return partial
+
+
+def test_partial_downloads_of_dead_processes_are_removed_by_the_next_run(cache, parquet_bytes):
+    cache.mkdir()
+    (cache / FILENAME).write_bytes(parquet_bytes)
+    left_by_a_killed_run = _partial(cache, age_seconds=3600)
+    just_started = _partial(cache, age_seconds=0)  # its writer may not have locked it yet
+    sample_leftover = _partial(cache / "sample", age_seconds=3600)
+
+    data.fetch_month(MONTH, progress=False, checksums=_checksums(parquet_bytes))
+    data.sample_month_path(MONTH)
+
+    assert not left_by_a_killed_run.exists() and not sample_leftover.exists()
+    assert just_started.exists()
+
+
+def test_a_partial_file_another_process_is_writing_is_kept(tmp_path, monkeypatch):
+    """`kill -9` of a writer: its `.part` stays while it lives, and goes once it is dead."""
+    monkeypatch.setattr(files, "PARTIAL_GRACE_SECONDS", 0)
+    writer = subprocess.Popen(
+        [
+            sys.executable, "-c",
+            "import sys, time; from week2.files import atomic_path\n"
+            "with atomic_path(sys.argv[1]) as part:\n"
+            "    part.write_bytes(b'PAR1 half'); print(part, flush=True); time.sleep(60)",
+            str(tmp_path / FILENAME),
+        ],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        partial = Path(writer.stdout.readline().strip())
+        assert files.remove_partials(tmp_path) == [] and partial.exists()
+    finally:
+        writer.kill()  # SIGKILL: no clean-up runs in the writer
+        writer.wait()
+    assert partial.exists()
+    assert files.remove_partials(tmp_path) == [partial]
+    assert _leftovers(tmp_path) == []
 
 
 def test_directory_mirror_is_copied_into_the_cache(tmp_path, cache, parquet_bytes):

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
+import os
+import socket
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import mlflow
@@ -56,7 +61,7 @@ def test_best_run_is_found_by_metric_across_experiments(store):
     best = tracking.best_run(["exp-a", "exp-b"])
     assert best.data.metrics["val_rmse"] == 6.9
     assert best.data.tags["score"] == "6.9"
-    with pytest.raises(LookupError, match="run the notebook"):
+    with pytest.raises(tracking.NoRunError, match="run the notebook"):
         tracking.best_run("exp-a", metric="test_rmse")
 
 
@@ -79,3 +84,89 @@ def test_logged_pipeline_predicts_from_raw_trips_and_is_self_contained(store):
     assert "mlflow==" in requirements and "scikit-learn==" in requirements
     assert "week2" not in requirements  # shipped as code, not a package no index has
     assert (model_dir / "code" / "week2" / "utils.py").is_file()
+
+
+def test_the_course_experiments_are_tagged_as_classic_ml(store):
+    experiment_id = tracking.setup_mlflow("tagged")
+    assert (
+        mlflow.get_experiment(experiment_id).tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    )
+
+    untagged = mlflow.create_experiment("made-by-a-notebook-call")  # e.g. mlflow.set_experiment
+    assert tracking.setup_mlflow("made-by-a-notebook-call") == untagged
+    assert mlflow.get_experiment(untagged).tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+
+
+def test_setup_mlflow_switches_telemetry_off_and_bounds_http_retries(store, monkeypatch):
+    for name in config.MLFLOW_DEFAULTS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "90")  # a user's own choice wins
+    tracking.setup_mlflow("telemetry")
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "90"
+
+
+def test_a_store_whose_folder_is_missing_is_refused_and_not_created(tmp_path, monkeypatch):
+    missing = tmp_path / "no" / "such" / "folder"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{missing / 'mlflow.db'}")
+    with pytest.raises(config.ConfigError, match=f"the folder {missing} does not exist; create it"):
+        tracking.setup_mlflow("anything")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_is_no_sqlite_store_is_refused_and_kept(tmp_path, monkeypatch):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes, not a database")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{notes}")
+    with pytest.raises(config.ConfigError, match="is not a SQLite database"):
+        tracking.setup_mlflow("anything")
+    assert notes.read_text() == "my notes, not a database"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_dead_server_is_named_within_seconds(monkeypatch):
+    from week2.machinery import servers
+
+    url = f"http://127.0.0.1:{servers.free_ports(1)[0]}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    started = time.monotonic()
+    with pytest.raises(config.ConfigError) as error:
+        tracking.setup_mlflow("anything")
+    assert time.monotonic() - started < 30
+    message = str(error.value)
+    assert f"MLFLOW_TRACKING_URI={url} does not answer" in message and "make server" in message
+
+
+def test_a_server_that_accepts_but_never_answers_is_named_within_30_seconds(monkeypatch):
+    with socket.socket() as hung:  # listens, so connections succeed, but never reads or writes
+        hung.bind(("127.0.0.1", 0))
+        hung.listen()
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        started = time.monotonic()
+        with pytest.raises(config.ConfigError, match=f"{url} does not answer \\(ReadTimeout\\)"):
+            tracking.setup_mlflow("anything")
+        assert time.monotonic() - started < 30
+
+
+def test_something_else_on_the_port_is_not_taken_for_a_tracking_server(monkeypatch):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        with pytest.raises(
+            config.ConfigError, match="answers /health with HTTP 404, so it is no MLflow server"
+        ):
+            tracking.setup_mlflow("anything")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_classic_view_address():
+    assert tracking.classic_view("http://127.0.0.1:5001/") == (
+        "http://127.0.0.1:5001/#/experiments?workflowType=machine_learning"
+    )

@@ -9,29 +9,44 @@ import argparse
 import os
 import sys
 
-UI_PORT_DEFAULT = 5000
 SERVER_COMMANDS = ["server", "server-stop", "scenario3", "scenario3-stop"]
+STORE_COMMANDS = ["course", "ui", "score", "serve", "reproduce"]
+"""The commands that use the tracking store: its folder must be there, its server must answer."""
 
 
 def main_ui(argv: list[str] | None = None) -> int:
     """`mlflow ui` on the course's tracking store, bound to 127.0.0.1 only."""
-    from week2 import config
+    from week2 import config, tracking
+    from week2.errors import Week2Error
 
-    port = os.environ.get("WEEK2_UI_PORT", str(UI_PORT_DEFAULT))
+    uri = tracking.check_store()
+    if tracking.uses_server(uri):
+        raise Week2Error(
+            f"MLFLOW_TRACKING_URI={uri} is a server with a UI of its own: open {uri} in a browser."
+        )
+    port = config.ui_port()
     command = [
         sys.executable, "-m", "mlflow", "ui",
-        "--backend-store-uri", config.tracking_uri(),
+        "--backend-store-uri", uri,
         "--default-artifact-root", config.artifacts_dir().as_uri(),
         "--host", "127.0.0.1",
-        "--port", port,
+        "--port", str(port),
     ]  # fmt: skip
-    print(f"MLflow UI on http://127.0.0.1:{port} for {config.tracking_uri()} (Ctrl+C stops it)", flush=True)
+    address = tracking.classic_view(f"http://127.0.0.1:{port}")
+    print(f"MLflow UI on {address} for {uri} (Ctrl+C stops it)", flush=True)
     os.execv(sys.executable, command)
     return 0  # not reached: execv replaces this process
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line that says where help is, not the usage block and the error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see python -m week2 --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m week2", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m week2", description=__doc__.splitlines()[0])
     commands = ["course", "data", "ui", "score", "serve", "reproduce", *SERVER_COMMANDS]
     parser.add_argument("command", choices=commands)
     parser.add_argument(
@@ -43,9 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     if extra and options.command not in ("score", "serve", "scenario3-stop"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
+    from week2 import config
     from week2.errors import Week2Error
 
+    # Telemetry off and a short retry budget for MLflow here and in every process started from here.
+    config.apply_mlflow_defaults()
     try:
+        # Every setting is read before anything is done, so a malformed one creates or deletes nothing.
+        config.check_all()
+        if options.command in STORE_COMMANDS:
+            from week2 import tracking
+
+            tracking.check_store()
         if options.command == "course":
             from week2.machinery.course import main_course
 

@@ -29,11 +29,20 @@ runner can change the environment and see the change at once.
 | WEEK2_S3_PORT        | 5003                       | scenario 3: S3 server (rclone)            |
 | WEEK2_POSTGRES_PORT  | 5433                       | scenario 3: PostgreSQL (5432 often taken) |
 | WEEK2_SERVE_PORT     | 5004                       | `make serve`: the champion over HTTP      |
+| WEEK2_UI_PORT        | 5000                       | `make ui`: the MLflow UI                  |
+
+Values are read strictly, so that a typo is an error that names the setting, never a surprise:
+whole numbers and months take ASCII digits only (Python's `int()` would also take e.g. Arabic-Indic
+ones), a value with stray spaces around it is refused, thresholds must be finite and positive,
+ports lie in 1..65535, folders must be folders we can write into (they are created later, by the
+code that writes there, never here). `check_all()` reads every setting once: the command line
+calls it first, so a bad value stops a command before it creates or deletes anything.
 """
 
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -46,7 +55,22 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 DATA_MODES = ("real", "sample", "auto")
 SWEEP_BACKENDS = ("local", "spark")
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+# ASCII digits only (\d would match any script's digits); a year from 1000, so never year 0.
+_MONTH = re.compile(r"[1-9][0-9]{3}-(0[1-9]|1[0-2])")
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?|\.[0-9]+([eE][-+]?[0-9]+)?")
+TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql")
+"""Schemes of a tracking URI the course can use (a database may name its driver: postgresql+psycopg2)."""
+
+
+MLFLOW_DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    # MLflow retries a dead server 7 times with growing pauses (about 250 s) before a traceback;
+    # 3 retries give up within about 15 s; `week2.tracking.check_store` finds a dead server sooner.
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
+"""Environment the course gives MLflow, in this process and the ones it starts; a user's own values win."""
 
 
 class ConfigError(Week2Error, ValueError):
@@ -54,32 +78,55 @@ class ConfigError(Week2Error, ValueError):
 
 
 def _env(name: str, default: str) -> str:
-    value = os.environ.get(name, "").strip()
-    return value or default
+    """The variable's value, or `default` when it is unset or blank; stray spaces around it are an error."""
+    value = os.environ.get(name, "")
+    if not value.strip():
+        return default
+    if value != value.strip():
+        raise ConfigError(
+            f"{name}={value!r} has stray spaces around it; write it without them, e.g. {default}."
+        )
+    return value
 
 
-def _env_int(name: str, default: int, minimum: int = 1) -> int:
+def _env_int(name: str, default: int, minimum: int | None = 1) -> int:
     raw = _env(name, str(default))
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number; set it to e.g. {default}.") from None
-    if value < minimum:
+    if not _WHOLE_NUMBER.fullmatch(raw):
+        raise ConfigError(f"{name}={raw!r} is not a whole number; set it to e.g. {default}.")
+    value = int(raw)
+    if minimum is not None and value < minimum:
         raise ConfigError(f"{name}={value} is below {minimum}; set it to e.g. {default}.")
     return value
 
 
-def _env_float(name: str, default: float) -> float:
+def _env_positive_float(name: str, default: float) -> float:
     raw = _env(name, str(default))
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number; set it to e.g. {default}.") from None
+    if not _DECIMAL.fullmatch(raw):  # refuses nan, inf, signs and non-ASCII digits alike
+        raise ConfigError(f"{name}={raw!r} is not a positive number; set it to e.g. {default}.")
+    value = float(raw)
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name}={raw!r} is not a positive finite number; set it to e.g. {default}.")
+    return value
+
+
+def _folder(name: str, default: Path) -> Path:
+    """The folder a setting names, refused when it is a file or when nothing can be written into it.
+
+    The folder need not exist yet (the code that writes there creates it); then its nearest
+    existing parent must be a folder we can write into.
+    """
+    path = Path(_env(name, str(default))).expanduser().resolve()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{name}={path} is not a folder ({existing} is a file); set it to a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{name}={path}: {existing} is not writable for you; set it to a folder you own.")
+    return path
 
 
 def check_month(month: str, name: str = "month") -> str:
     """Return ``month`` if it reads YYYY-MM, else raise a ConfigError that says so."""
-    if not _MONTH.match(month):
+    if not _MONTH.fullmatch(month):
         raise ConfigError(f"{name}={month!r} is not a month; write it as YYYY-MM, e.g. 2021-01.")
     return month
 
@@ -88,21 +135,39 @@ def _month(name: str, default: str) -> str:
     return check_month(_env(name, default), name)
 
 
+def apply_mlflow_defaults() -> None:
+    """Telemetry off and a short retry budget, unless the user set these variables themselves."""
+    for name, value in MLFLOW_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
 def default_tracking_uri() -> str:
     """The embedded default: a SQLite file at the repository root, as an absolute URI."""
     return f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
 
 
 def tracking_uri() -> str:
-    return _env("MLFLOW_TRACKING_URI", default_tracking_uri())
+    """MLFLOW_TRACKING_URI or the default; a ConfigError for a scheme the course cannot use.
+
+    Whether the store is there (a SQLite file's folder, a server that answers) is checked by
+    `week2.tracking.check_store`, which needs no more than this module but may wait for a server.
+    """
+    uri = _env("MLFLOW_TRACKING_URI", default_tracking_uri())
+    scheme = uri.partition(":")[0].partition("+")[0].lower() if "://" in uri else ""
+    if scheme not in TRACKING_SCHEMES:
+        raise ConfigError(
+            f"MLFLOW_TRACKING_URI={uri!r} has no scheme the course knows ({', '.join(TRACKING_SCHEMES)}); "
+            f"write e.g. {default_tracking_uri()} or http://127.0.0.1:5001, or unset it."
+        )
+    return uri
 
 
 def artifacts_dir() -> Path:
-    return Path(_env("WEEK2_ARTIFACTS", str(REPO_ROOT / "mlartifacts"))).resolve()
+    return _folder("WEEK2_ARTIFACTS", REPO_ROOT / "mlartifacts")
 
 
 def data_dir() -> Path:
-    return Path(_env("WEEK2_DATA_DIR", str(REPO_ROOT / "data"))).resolve()
+    return _folder("WEEK2_DATA_DIR", REPO_ROOT / "data")
 
 
 def data_mode() -> str:
@@ -113,7 +178,14 @@ def data_mode() -> str:
 
 
 def tlc_mirror() -> str | None:
-    return os.environ.get("WEEK2_TLC_MIRROR", "").strip() or None
+    """WEEK2_TLC_MIRROR: a base URL, or a folder that must exist; None when unset."""
+    mirror = _env("WEEK2_TLC_MIRROR", "") or None
+    if mirror and not mirror.startswith(("http://", "https://")) and not Path(mirror).expanduser().is_dir():
+        raise ConfigError(
+            f"WEEK2_TLC_MIRROR={mirror} is neither an http(s) base URL nor a folder; "
+            "set it to the folder holding green_tripdata_YYYY-MM.parquet files, or unset it."
+        )
+    return mirror
 
 
 def train_month() -> str:
@@ -160,7 +232,7 @@ def model_name() -> str:
 
 
 def rmse_threshold() -> float:
-    return _env_float("WEEK2_RMSE_THRESHOLD", 10.0)
+    return _env_positive_float("WEEK2_RMSE_THRESHOLD", 10.0)
 
 
 def developer() -> str:
@@ -172,13 +244,13 @@ def developer() -> str:
 
 
 def servers_dir() -> Path:
-    return Path(_env("WEEK2_SERVERS_DIR", str(REPO_ROOT / "build" / "servers"))).resolve()
+    return _folder("WEEK2_SERVERS_DIR", REPO_ROOT / "build" / "servers")
 
 
 def _port(name: str, default: int) -> int:
-    port = _env_int(name, default)
-    if port > 65535:
-        raise ConfigError(f"{name}={port} is not a TCP port; set it to e.g. {default}.")
+    port = _env_int(name, default, minimum=None)
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name}={port} is not a TCP port (1 to 65535); set it to e.g. {default}.")
     return port
 
 
@@ -202,6 +274,10 @@ def postgres_port() -> int:
     return _port("WEEK2_POSTGRES_PORT", 5433)
 
 
+def ui_port() -> int:
+    return _port("WEEK2_UI_PORT", 5000)
+
+
 @dataclass(frozen=True)
 class Months:
     train: str
@@ -212,3 +288,17 @@ class Months:
 def months() -> Months:
     """The course's three months, as configured."""
     return Months(train_month(), val_month(), test_month())
+
+
+SETTINGS = (
+    tracking_uri, artifacts_dir, data_mode, tlc_mirror, data_dir, months, sample_rows, seed,
+    sweep_trials, sweep_backend, sweep_parallelism, spark_master, model_name, rmse_threshold,
+    developer, servers_dir, server_port, scenario3_port, s3_port, postgres_port, serve_port, ui_port,
+)  # fmt: skip
+"""Every setting's reader: `check_all` calls each."""
+
+
+def check_all() -> None:
+    """Read every setting once: a ConfigError for the first malformed one, before anything is done."""
+    for read in SETTINGS:
+        read()

@@ -4,7 +4,9 @@ A real month is resolved from, in order: the cache in `config.data_dir()`, a mir
 (`WEEK2_TLC_MIRROR`: a directory or a base URL), then the city's public address. Every copy into
 the cache goes to a temporary file beside it first, is checked (the parquet signature always, the
 sha256 of `tlc_sha256.txt` where the course knows it) and only then renamed into place, so a failed
-or interrupted download never leaves a partial file behind. A cached file gets the same checks.
+or interrupted download never leaves a partial file behind; the `.part` file of a process that was
+killed mid-download is removed by the next one. A cached file gets the same checks, and one that
+fails them (a truncated or foreign file) is fetched again and replaced, never used.
 
 pooch streams the downloads (with its tqdm progress bar); the loop around it is ours because
 `pooch.Pooch.fetch` moves a file into place before we could check that it is parquet at all, and
@@ -20,11 +22,9 @@ months live in `config.data_dir() / "sample"`, apart from the real ones, which i
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Mapping
@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 
 from week2 import config
 from week2.errors import Week2Error
+from week2.files import atomic_path, remove_partials
 
 TLC_BASE_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data/"
 SAMPLE_DIR_NAME = "sample"
@@ -137,11 +138,7 @@ def _copy_into_cache(
     origin: str, destination: Path, expected_sha256: str | None, progress: bool, remedy: str
 ) -> Path:
     """Download or copy `origin` to a temporary file beside `destination`, verify, rename into place."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
-    os.close(handle)
-    temporary = Path(name)
-    try:
+    with atomic_path(destination) as temporary:
         if origin.startswith(("http://", "https://")):
             if progress:
                 print(f"downloading {origin}", file=sys.stderr, flush=True)
@@ -149,10 +146,7 @@ def _copy_into_cache(
         else:
             shutil.copyfile(origin, temporary)
         _verify(temporary, destination.name, origin, expected_sha256, remedy)
-        os.replace(temporary, destination)
-        return destination
-    finally:
-        temporary.unlink(missing_ok=True)
+    return destination
 
 
 def _origins(filename: str, mirror: str | None) -> list[str]:
@@ -185,23 +179,38 @@ def fetch_month(
     filename = month_filename(month, dataset)
     destination = Path(cache_dir or config.data_dir()) / filename
     expected_sha256 = (known_sha256() if checksums is None else checksums).get(filename)
+    errors = []
+    if destination.parent.is_dir():
+        remove_partials(destination.parent)
+    damage = None
     if destination.is_file():
-        _verify(
-            destination, filename, str(destination), expected_sha256, f"delete {destination} and run again"
-        )
-        return destination
+        try:
+            _verify(
+                destination,
+                filename,
+                str(destination),
+                expected_sha256,
+                "kept until a verified copy replaces it",
+            )
+            return destination
+        except DataError as error:  # a damaged copy: replace it with a good one, or say why not
+            damage = str(error).rstrip(".")
+            errors.append(damage)
 
     mirror = config.tlc_mirror() if mirror is None else mirror
     remedy = "check that the month is published, or the mirror"
-    errors = []
     for origin in _origins(filename, mirror):
         if not origin.startswith(("http://", "https://")) and not Path(origin).is_file():
             errors.append(f"{origin} does not exist")
             continue
         try:
-            return _copy_into_cache(origin, destination, expected_sha256, progress, remedy)
+            _copy_into_cache(origin, destination, expected_sha256, progress, remedy)
         except DataError as error:
             errors.append(str(error).rstrip("."))
+            continue
+        if damage:
+            print(f"replaced the damaged {destination} with a verified copy from {origin}", file=sys.stderr)
+        return destination
     raise DataError(f"no copy of {filename} could be had: {'; '.join(errors)}.")
 
 
@@ -368,16 +377,10 @@ def synthetic_month(month: str, rows: int | None = None, seed: int | None = None
 
 
 def _write_parquet_atomically(frame: pd.DataFrame, destination: Path, metadata: dict[bytes, bytes]) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(frame, schema=GREEN_SCHEMA, preserve_index=False)
     table = table.replace_schema_metadata({**table.schema.metadata, **metadata})
-    handle, name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
-    os.close(handle)
-    try:
-        pq.write_table(table, name)
-        os.replace(name, destination)
-    finally:
-        Path(name).unlink(missing_ok=True)
+    with atomic_path(destination) as temporary:
+        pq.write_table(table, temporary)
 
 
 def _sample_identity(path: Path) -> bytes | None:
@@ -399,6 +402,8 @@ def sample_month_path(month: str, dataset: str = "green") -> Path:
         raise DataError(f"there is no synthetic sample of {dataset} trips, only of {SAMPLE_DATASET} ones.")
     rows, seed = config.sample_rows(), config.seed()
     path = config.data_dir() / SAMPLE_DIR_NAME / filename
+    if path.parent.is_dir():
+        remove_partials(path.parent)
     identity = f"rows={rows};seed={seed};generator={SAMPLE_GENERATOR_VERSION}".encode()
     if not path.is_file() or _sample_identity(path) != identity:
         _write_parquet_atomically(synthetic_month(month, rows, seed), path, {b"week2.sample": identity})

@@ -1,14 +1,22 @@
 """One tracking store for every notebook and script, and the small helpers around it.
 
-`setup_mlflow` points MLflow at the configured tracking URI (an absolute SQLite file at the
-repository root by default) and creates the experiment with an absolute artifact location, so a
+`setup_mlflow` checks the configured tracking URI (an absolute SQLite file at the repository root by
+default), points MLflow at it and creates the experiment with an absolute artifact location, so a
 notebook sees the same runs whatever its working directory is.
+
+Several processes may share one store (two notebooks, the homework beside a notebook): creating a
+SQLite store and getting-or-creating an experiment happen under a file lock beside the store
+(`<store>-lock`), so two processes never run MLflow's migrations or insert the same experiment at
+once. MLflow itself retries the model-version race of `register_model`.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -18,8 +26,29 @@ from mlflow.exceptions import MlflowException
 from mlflow.models.model import ModelInfo
 
 from week2 import config
+from week2.errors import Week2Error
 
 UNKNOWN_GIT = "unknown (not a git checkout)"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+"""Marks an experiment as classic ML, so MLflow 3.17's UI shows it in its "Model training" view."""
+CLASSIC_VIEW = "#/experiments?workflowType=machine_learning"
+"""MLflow 3.17's UI opens in its GenAI view; this fragment opens the classic "Model training" one."""
+
+HEALTH_TIMEOUT_SECONDS = (5, 10)  # to connect, then to answer: a dead server is named within 30 s
+SQLITE_HEADER = b"SQLite format 3\x00"
+SERVER_HINT = (
+    "start it (make server, or make scenario3) or unset MLFLOW_TRACKING_URI to use the course's store"
+)
+
+
+class NoRunError(Week2Error, LookupError):
+    """The store holds no run to build on yet; the message names the notebook to run first."""
+
+
+def classic_view(ui_url: str) -> str:
+    """The address of the classic ML view of the MLflow UI at `ui_url` (a server's or `make ui`'s)."""
+    return f"{ui_url.rstrip('/')}/{CLASSIC_VIEW}"
 
 
 def uses_server(uri: str) -> bool:
@@ -27,16 +56,137 @@ def uses_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI (relative ones from the working directory), else None."""
+    if not uri.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    if not database or database == ":memory:":
+        raise config.ConfigError(
+            f"MLFLOW_TRACKING_URI={uri} names no file (an in-memory store loses every run); "
+            f"write e.g. {config.default_tracking_uri()}."
+        )
+    return Path(database).expanduser().absolute()
+
+
+def _check_sqlite_file(uri: str, database: Path) -> None:
+    """Refuse a store whose folder is missing (MLflow would create it and an empty store), or no SQLite."""
+    folder = database.parent
+    if not folder.is_dir():
+        raise config.ConfigError(
+            f"MLFLOW_TRACKING_URI={uri}: the folder {folder} does not exist; create it (mkdir -p {folder}) "
+            "or unset MLFLOW_TRACKING_URI to use the course's store."
+        )
+    if database.is_dir():
+        raise config.ConfigError(
+            f"MLFLOW_TRACKING_URI={uri} names a folder; name a file in it, e.g. {database}/mlflow.db."
+        )
+    if not database.exists():
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise config.ConfigError(
+                f"MLFLOW_TRACKING_URI={uri}: {folder} is not writable for you; choose a folder you own."
+            )
+        return
+    with database.open("rb") as handle:
+        header = handle.read(len(SQLITE_HEADER))
+    if header and header != SQLITE_HEADER:
+        raise config.ConfigError(
+            f"MLFLOW_TRACKING_URI={uri}: {database} is not a SQLite database; "
+            "point it at the course's .db file, or at a new file name."
+        )
+
+
+def _check_server(uri: str) -> None:
+    """Refuse a tracking server that does not answer /health within HEALTH_TIMEOUT_SECONDS."""
+    import requests
+
+    try:
+        answer = requests.get(uri.rstrip("/") + "/health", timeout=HEALTH_TIMEOUT_SECONDS)
+    except requests.RequestException as error:
+        raise config.ConfigError(
+            f"MLFLOW_TRACKING_URI={uri} does not answer ({type(error).__name__}): {SERVER_HINT}."
+        ) from None
+    if answer.status_code != 200:
+        raise config.ConfigError(
+            f"MLFLOW_TRACKING_URI={uri} answers /health with HTTP {answer.status_code}, so it is no MLflow "
+            f"server: {SERVER_HINT}."
+        )
+
+
+def check_store(uri: str | None = None) -> str:
+    """The tracking URI (default: the configured one) once its store is usable; a ConfigError if not.
+
+    Nothing is created: a SQLite store's folder must exist, a server must answer its /health.
+    """
+    uri = uri or config.tracking_uri()
+    database = sqlite_path(uri)
+    if database is not None:
+        _check_sqlite_file(uri, database)
+    elif uses_server(uri):
+        _check_server(uri)
+    return uri
+
+
+@contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on a SQLite store's `<file>-lock` while the block runs; no-op for others.
+
+    The lock is an `flock` on a file of its own, never on the database: SQLite's own locks are
+    fcntl locks, which closing any descriptor of the database file would release.
+    """
+    database = sqlite_path(uri)
+    if database is None:
+        yield
+        return
+    import fcntl
+
+    with open(database.with_name(database.name + "-lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, also if the process dies
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _get_or_create_experiment(uri: str, experiment: str) -> str:
+    """The experiment's id, created (tagged as classic ML) if missing; another process may create it first."""
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        location = None if uses_server(uri) else (config.artifacts_dir() / experiment).as_uri()
+        try:
+            return mlflow.create_experiment(
+                experiment, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            )
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":  # a client of the same server won the race
+                raise
+            found = mlflow.get_experiment_by_name(experiment)
+    if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        try:  # an experiment of an older store, or made by a notebook call: tag it once
+            mlflow.MlflowClient().set_experiment_tag(
+                found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+            )
+        except MlflowException as error:
+            if error.get_http_status_code() != 403:  # someone else's experiment on a shared server
+                raise
+    return found.experiment_id
+
+
 def setup_mlflow(experiment: str) -> str:
     """Use the configured tracking store and experiment `experiment`; return its id.
 
     With a local store (SQLite) the experiment gets an absolute artifact location under
-    `config.artifacts_dir()`; a tracking server chooses its own (it proxies artifacts).
+    `config.artifacts_dir()`; a tracking server chooses its own (it proxies artifacts). A store
+    that is not there, or a server that does not answer, is a ConfigError naming the URI.
     """
-    uri = config.tracking_uri()
+    config.apply_mlflow_defaults()
+    uri = check_store()
     mlflow.set_tracking_uri(uri)
     try:
-        found = mlflow.get_experiment_by_name(experiment)
+        with store_lock(uri):
+            experiment_id = _get_or_create_experiment(uri, experiment)
     except MlflowException as error:
         if error.get_http_status_code() == 401:
             raise config.ConfigError(
@@ -44,11 +194,6 @@ def setup_mlflow(experiment: str) -> str:
                 "to your account (scenario 3: the secrets file `make scenario3` printed)."
             ) from None
         raise
-    if found is None:
-        location = None if uses_server(uri) else (config.artifacts_dir() / experiment).as_uri()
-        experiment_id = mlflow.create_experiment(experiment, artifact_location=location)
-    else:
-        experiment_id = found.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -119,5 +264,5 @@ def best_run(experiment_names: list[str] | str, metric: str = "val_rmse", filter
         output_format="list",
     )
     if not runs:
-        raise LookupError(f"No run in {names} has metric {metric!r}: run the notebook that logs it first.")
+        raise NoRunError(f"No run in {names} has metric {metric!r}: run the notebook that logs it first.")
     return runs[0]
