@@ -18,7 +18,8 @@ from pathlib import Path
 
 import click
 import mlflow
-from hyperopt import hp
+import numpy as np
+from hyperopt import Trials, fmin, hp, tpe
 from hyperopt.pyll import scope
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
@@ -64,6 +65,11 @@ def dump_pickle(obj, path: Path) -> None:
         pickle.dump(obj, f_out)
 
 
+def load_datasets(data_path: Path, *names: str) -> list:
+    """The `(X, y)` tuples preprocess_data.py pickled as `<name>.pkl` in `data_path`."""
+    return [load_pickle(data_path / f"{name}.pkl") for name in names]
+
+
 def load_pickle(path: Path):
     if not path.is_file():
         raise click.ClickException(
@@ -95,6 +101,20 @@ def sparse_for_autolog(X: sparse.spmatrix) -> SparseOnly:
     numbers. Peak with it: about 0.4 GB.
     """
     return SparseOnly(X)
+
+
+def search(objective, num_trials: int, trials=None):
+    """hyperopt's TPE over SEARCH_SPACE for `num_trials`, seeded as the homework is; the trials."""
+    trials = Trials() if trials is None else trials
+    fmin(
+        fn=objective,
+        space=SEARCH_SPACE,
+        algo=tpe.suggest,
+        max_evals=num_trials,
+        trials=trials,
+        rstate=np.random.default_rng(42),  # the homework's seed: the same trials everywhere
+    )
+    return trials
 
 
 # --- models -----------------------------------------------------------------------------------------
@@ -275,7 +295,7 @@ class OutputFile(click.ParamType):
     def convert(self, value, param, ctx):
         path = Path(value)
         if path.is_dir():
-            self.fail(f"{value!r} is a folder: give the file to write, e.g. {param.default}.", param, ctx)
+            self.fail(f"{value!r} is a folder: give the file to write, e.g. submission.json.", param, ctx)
         Folder("a folder you can write to", writable=True).convert(str(path.parent), param, ctx)
         return path
 
@@ -288,6 +308,28 @@ def data_path_option(command):
         default="output",
         show_default=True,
         help="Folder where preprocess_data.py wrote its pickles.",
+    )(command)
+
+
+def num_trials_option(command):
+    """Add hpo.py's --num_trials."""
+    return click.option(
+        "--num_trials",
+        type=WholeNumber(minimum=1),
+        default=15,
+        show_default=True,
+        help="The number of parameter evaluations for the optimizer to explore.",
+    )(command)
+
+
+def top_n_option(command):
+    """Add register_model.py's --top_n."""
+    return click.option(
+        "--top_n",
+        type=WholeNumber(minimum=1),
+        default=5,
+        show_default=True,
+        help="Number of top models that need to be evaluated to decide which one to promote.",
     )(command)
 
 

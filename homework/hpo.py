@@ -13,26 +13,18 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
-from common import SEARCH_SPACE, WholeNumber, data_path_option, load_pickle, run_cli
-from hyperopt import STATUS_OK, Trials, fmin, tpe
+from common import data_path_option, load_datasets, num_trials_option, run_cli, search
+from hyperopt import STATUS_OK
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.metrics import root_mean_squared_error
 
 
 @click.command()
 @data_path_option
-@click.option(
-    "--num_trials",
-    type=WholeNumber(minimum=1),
-    default=15,
-    show_default=True,
-    help="The number of parameter evaluations for the optimizer to explore.",
-)
+@num_trials_option
 def run_optimization(data_path: Path, num_trials: int) -> None:
     """Search the homework's random-forest space (common.SEARCH_SPACE) for the lowest validation RMSE."""
-    X_train, y_train = load_pickle(data_path / "train.pkl")
-    X_val, y_val = load_pickle(data_path / "val.pkl")
+    (X_train, y_train), (X_val, y_val) = load_datasets(data_path, "train", "val")
 
     # TODO (Q5): choose the experiment for the trials, before the search starts:
     #   `import mlflow` at the top, then mlflow.set_experiment("random-forest-hyperopt").
@@ -49,15 +41,7 @@ def run_optimization(data_path: Path, num_trials: int) -> None:
         rmse = root_mean_squared_error(y_val, y_pred)
         return {"loss": rmse, "status": STATUS_OK}
 
-    trials = Trials()
-    fmin(
-        fn=objective,
-        space=SEARCH_SPACE,
-        algo=tpe.suggest,
-        max_evals=num_trials,
-        trials=trials,
-        rstate=np.random.default_rng(42),  # the homework's seed: the same trials everywhere
-    )
+    trials = search(objective, num_trials)  # TPE over common.SEARCH_SPACE, seeded 42
     click.echo(f"{num_trials} trials; best validation RMSE {trials.best_trial['result']['loss']:.3f}")
 
 

@@ -18,13 +18,13 @@ import click
 import mlflow
 from common import (
     BEST_MODELS_EXPERIMENT,
-    WholeNumber,
     best_trials,
     data_path_option,
-    load_pickle,
+    load_datasets,
     rebuild_params,
     run_cli,
     sparse_for_autolog,
+    top_n_option,
     train_and_log_model,
 )
 from mlflow import MlflowClient
@@ -32,16 +32,10 @@ from mlflow import MlflowClient
 
 @click.command()
 @data_path_option
-@click.option(
-    "--top_n",
-    type=WholeNumber(minimum=1),
-    default=5,
-    show_default=True,
-    help="Number of top models that need to be evaluated to decide which one to promote.",
-)
+@top_n_option
 def run_register_model(data_path: Path, top_n: int) -> None:
     """Retrain the top_n trials, log their val and test RMSE, register the best on test."""
-    data = {name: load_pickle(data_path / f"{name}.pkl") for name in ("train", "val", "test")}
+    data = dict(zip(("train", "val", "test"), load_datasets(data_path, "train", "val", "test"), strict=True))
     # Autolog would make a dense copy of the training matrix after each fit (3 GB twice for a real
     # month, MLflow 3.17); in this form it cannot: see common.sparse_for_autolog.
     data["train"] = (sparse_for_autolog(data["train"][0]), data["train"][1])

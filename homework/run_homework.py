@@ -45,6 +45,7 @@ from common import (
     WholeNumber,
     run_cli,
 )
+from mlflow.exceptions import MlflowException
 
 from week2 import config, data, tracking
 from week2.files import write_text_atomically
@@ -209,8 +210,11 @@ def run_homework(
     click.echo(f"data: {source} {', '.join(months)}; tracking store: {uri}; session {session}")
     click.echo(f"scripts: {scripts.relative_to(config.REPO_ROOT)}/\n")
     # The experiments are made here, with the course's artifact location; your set_experiment finds them.
-    for experiment in (TRAIN_EXPERIMENT, HPO_EXPERIMENT, BEST_MODELS_EXPERIMENT):
-        tracking.setup_mlflow(experiment)
+    try:
+        for experiment in (TRAIN_EXPERIMENT, HPO_EXPERIMENT, BEST_MODELS_EXPERIMENT):
+            tracking.setup_mlflow(experiment)
+    except MlflowException as error:
+        raise click.ClickException(f"the tracking store {uri} refused to open: {error.message}") from None
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_RUN_CONTEXT": json.dumps({SESSION_TAG: session})}
     log_dir = dest_path.parent / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import click
 import mlflow
-import numpy as np
-from hyperopt import STATUS_OK, Trials, fmin, tpe
+from hyperopt import STATUS_OK
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.metrics import root_mean_squared_error
 
@@ -24,25 +23,19 @@ from week2 import config, spark
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # homework/, shared with the starters
 from common import (  # noqa: E402
     HPO_EXPERIMENT,
-    SEARCH_SPACE,
     SESSION_TAG,
-    WholeNumber,
     data_path_option,
-    load_pickle,
+    load_datasets,
+    num_trials_option,
     run_cli,
+    search,
     this_session,
 )
 
 
 @click.command()
 @data_path_option
-@click.option(
-    "--num_trials",
-    type=WholeNumber(minimum=1),
-    default=15,
-    show_default=True,
-    help="The number of parameter evaluations for the optimizer to explore.",
-)
+@num_trials_option
 @click.option(
     "--backend",
     type=click.Choice(config.SWEEP_BACKENDS),
@@ -52,8 +45,7 @@ from common import (  # noqa: E402
 )
 def run_optimization(data_path: Path, num_trials: int, backend: str | None) -> None:
     """Search the homework's random-forest space (common.SEARCH_SPACE) for the lowest validation RMSE."""
-    X_train, y_train = load_pickle(data_path / "train.pkl")
-    X_val, y_val = load_pickle(data_path / "val.pkl")
+    (X_train, y_train), (X_val, y_val) = load_datasets(data_path, "train", "val")
 
     experiment_id = mlflow.set_experiment(HPO_EXPERIMENT).experiment_id  # store: MLFLOW_TRACKING_URI
     backend = backend or config.sweep_backend()
@@ -76,15 +68,7 @@ def run_optimization(data_path: Path, num_trials: int, backend: str | None) -> N
             mlflow.log_metric("rmse", rmse)
         return {"loss": rmse, "status": STATUS_OK}
 
-    trials = spark.trials() if worker else Trials()
-    fmin(
-        fn=objective,
-        space=SEARCH_SPACE,
-        algo=tpe.suggest,
-        max_evals=num_trials,
-        trials=trials,
-        rstate=np.random.default_rng(42),  # the homework's seed: the same trials everywhere
-    )
+    trials = search(objective, num_trials, spark.trials() if worker else None)
     click.echo(f"{num_trials} trials; best validation RMSE {trials.best_trial['result']['loss']:.3f}")
 
 

@@ -14,15 +14,14 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.metrics import root_mean_squared_error
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # homework/, shared with the starters
-from common import TRAIN_EXPERIMENT, data_path_option, load_pickle, run_cli, sparse_for_autolog  # noqa: E402
+from common import TRAIN_EXPERIMENT, data_path_option, load_datasets, run_cli, sparse_for_autolog  # noqa: E402
 
 
 @click.command()
 @data_path_option
 def run_train(data_path: Path) -> None:
     """Fit RandomForestRegressor(max_depth=10, random_state=0) on train.pkl; print its RMSE on val.pkl."""
-    X_train, y_train = load_pickle(data_path / "train.pkl")
-    X_val, y_val = load_pickle(data_path / "val.pkl")
+    (X_train, y_train), (X_val, y_val) = load_datasets(data_path, "train", "val")
     # Autolog would make a dense copy of this sparse matrix after fitting (3 GB twice for a real
     # month, MLflow 3.17); in this form it cannot. Same numbers, same forest: the docstring of
     # common.sparse_for_autolog says why and what autolog still records.
