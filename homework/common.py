@@ -233,7 +233,9 @@ class Months(click.ParamType):
         if isinstance(value, list | tuple):
             return list(value)
         months = re.split(r"[ ,]", value)
-        problems = [month_problem(month) for month in months]
+        problems = [
+            month_problem(month) if month else f"{value!r} has a stray space or comma" for month in months
+        ]
         if len(months) != 3 or any(problems):
             problem = next(filter(None, problems), f"{value!r} is not three months")
             self.fail(
