@@ -89,8 +89,8 @@ scenario3-stop: $(STAMP) ## stop scenario 3's three servers; its runs, artifacts
 	$(PY) -m week2 scenario3-stop $(if $(filter 1,$(DELETE)),--delete)
 
 .PHONY: homework
-homework: $(STAMP) ## run the homework scripts, print the answers, write homework/submission.json, check the store (MONTHS="2023-01 2023-02 2023-03", TRIALS=15)
-	$(PY) homework/run_homework.py $(if $(MONTHS),--months "$(MONTHS)") $(if $(TRIALS),--trials $(TRIALS))
+homework: $(STAMP) ## run your homework scripts, grade each question from the store, write homework/submission.json (MONTHS="2023-01 2023-02 2023-03", TRIALS=15; SOLUTION=1: the reference solution)
+	$(PY) homework/run_homework.py $(if $(MONTHS),--months "$(MONTHS)") $(if $(TRIALS),--trials "$(TRIALS)") $(if $(SOLUTION),--solution "$(SOLUTION)")
 
 .PHONY: bench-sweep
 bench-sweep: $(STAMP) ## original vs notebook 03's xgboost sweep on the real months (~20 min): speedup, tracking overhead

@@ -9,15 +9,18 @@ at the end: a student's own store and servers are never touched.
 2. tracking throughput: runs/s and metric values/s from 1, 4 and 8 client processes at once,
    against the scenario-2 server (SQLite) and scenario 3 (PostgreSQL + S3, basic auth);
 3. one process logging the same metric values per call, in one batch, and asynchronously;
-4. `import mlflow`, and each scenario's start time.
+4. `import mlflow`, and each scenario's start time;
+5. the homework solution's peak memory (`/usr/bin/time -v`) on the real 2023 months.
 
-    python benchmarks/bench.py [--skip-course] [--runs-per-client 25]
+    python benchmarks/bench.py [--skip-course] [--skip-homework] [--runs-per-client 25]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -30,7 +33,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from week2 import data
+from week2 import config, data
 from week2.machinery import course, loadtest, servers
 
 CLIENT_COUNTS = (1, 4, 8)
@@ -161,6 +164,54 @@ def import_mlflow_seconds(repeats: int = 3) -> float:
     return statistics.median(timings)
 
 
+# --- 5. the homework's memory ---------------------------------------------------------------------
+
+
+HOMEWORK_MONTHS = ["2023-01", "2023-02", "2023-03"]
+HOMEWORK_TRIALS = 5  # enough for register_model.py's top 5; the peaks do not depend on the count
+
+
+def peak_memory_gb(command: list[str]) -> tuple[float, float]:
+    """Run `command` under `/usr/bin/time -v`; its peak resident memory (GB) and seconds."""
+    started = time.perf_counter()
+    done = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True, check=True)
+    kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)[1])
+    return kib / 1024**2, time.perf_counter() - started
+
+
+def bench_homework_memory(scratch: Path) -> None:
+    if not Path("/usr/bin/time").exists():
+        print("(no /usr/bin/time: homework memory not measured)")
+        return
+    try:
+        _, paths = data.resolve_months(HOMEWORK_MONTHS, mode="real")
+    except data.DataError as error:
+        print(f"(real 2023 months not available, homework memory not measured: {error})")
+        return
+    solution = config.REPO_ROOT / "homework" / "solution"
+    output = scratch / "homework" / "output"
+    months = ["--train_month", HOMEWORK_MONTHS[0], "--val_month", HOMEWORK_MONTHS[1]]
+    steps = [
+        ("preprocess_data.py", ["--raw_data_path", str(paths[0].parent), "--dest_path", str(output),
+                                *months, "--test_month", HOMEWORK_MONTHS[2]]),
+        ("train.py", ["--data_path", str(output)]),
+        ("hpo.py", ["--data_path", str(output), "--num_trials", str(HOMEWORK_TRIALS)]),
+        ("register_model.py", ["--data_path", str(output), "--top_n", "5"]),
+    ]  # fmt: skip
+    rows = []
+    with private_environment(scratch / "homework"):
+        for script, args in steps:
+            gb, seconds = peak_memory_gb([sys.executable, str(solution / script), *args])
+            rows.append([script, f"{gb:.2f}", f"{seconds:.0f}"])
+    shutil.rmtree(output)
+    table(
+        f"Homework solution on green {HOMEWORK_MONTHS[0]}..{HOMEWORK_MONTHS[2]}: peak resident memory "
+        "(/usr/bin/time -v; the bound is 2 GB for train.py and register_model.py)",
+        ["script", "peak GB", "seconds"],
+        rows,
+    )
+
+
 def timed(function):
     started = time.perf_counter()
     result = function()
@@ -169,7 +220,8 @@ def timed(function):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip-course", action="store_true", help="only the tracking figures")
+    parser.add_argument("--skip-course", action="store_true", help="leave out the course timings")
+    parser.add_argument("--skip-homework", action="store_true", help="leave out the homework's memory")
     parser.add_argument("--runs-per-client", type=int, default=25)
     options = parser.parse_args()
 
@@ -178,6 +230,8 @@ def main() -> int:
         scratch.chmod(0o711)  # PostgreSQL runs as its own account when we are root
         if not options.skip_course:
             bench_course(scratch)
+        if not options.skip_homework:
+            bench_homework_memory(scratch)
 
         startup = [["import mlflow (fresh process)", f"{import_mlflow_seconds():.2f}"]]
         throughput, styles = [], []

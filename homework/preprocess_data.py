@@ -1,37 +1,35 @@
-"""Q2: turn three months of green taxi trips into the homework's four pickles.
+"""Q2: turn three months of green taxi trips into the homework's four pickles. Nothing to add here.
 
-It writes, exactly as the course's script does, `dv.pkl` (the DictVectorizer fitted on the
-training month) and `train.pkl`, `val.pkl`, `test.pkl` (each an `(X, y)` tuple: the sparse
-feature matrix and the trip durations in minutes). The preprocessing is the course's, from
-`week2.utils`: durations from the lpep times kept within 1..60 minutes, zone IDs as strings,
-`PU_DO` categorical and `trip_distance` numerical.
+It writes `dv.pkl` (the DictVectorizer fitted on the training month) and `train.pkl`, `val.pkl`,
+`test.pkl` (each an `(X, y)` tuple: the sparse feature matrix and the trip durations in minutes).
+The preprocessing is the course's, from `week2.utils`: durations from the lpep times kept within
+1..60 minutes, zone IDs as strings, `PU_DO` categorical and `trip_distance` numerical.
 
     python preprocess_data.py --raw_data_path <TAXI_DATA_FOLDER> --dest_path ./output
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
-from common import HOMEWORK_MONTHS, dump_pickle
+from common import HOMEWORK_MONTHS, Folder, Month, dump_pickle, run_cli
 from sklearn.feature_extraction import DictVectorizer
 
 from week2 import config, data, utils
 
 
-def month_files(raw_data_path: Path | None, dataset: str, months: list[str]) -> list[Path]:
+def month_files(raw_data_path: Path | None, months: list[str]) -> list[Path]:
     """The train, val and test months' parquet files: from `raw_data_path` if given, else via week2.data."""
-    try:
-        for option, month in zip(("--train_month", "--val_month", "--test_month"), months, strict=True):
-            config.check_month(month, option)
-        if raw_data_path is None:
-            source, paths = data.resolve_months(months, dataset)
-            click.echo(f"data: {source} ({', '.join(months)})")
-            return paths
-    except (config.ConfigError, data.DataError) as error:
-        raise click.ClickException(str(error)) from None
-    paths = [raw_data_path / data.month_filename(month, dataset) for month in months]
+    if raw_data_path is None:
+        try:
+            source, paths = data.resolve_months(months)
+        except (config.ConfigError, data.DataError) as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"data: {source} ({', '.join(months)})")
+        return paths
+    paths = [raw_data_path / data.month_filename(month) for month in months]
     for path in paths:
         if not path.is_file():
             raise click.ClickException(
@@ -44,39 +42,30 @@ def month_files(raw_data_path: Path | None, dataset: str, months: list[str]) -> 
 @click.command()
 @click.option(
     "--raw_data_path",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=Folder("the folder with the green_tripdata_YYYY-MM.parquet files"),
     default=None,
-    help="Folder with the raw <dataset>_tripdata_YYYY-MM.parquet files; default: get them as the "
+    help="Folder with the green_tripdata_YYYY-MM.parquet files; default: get them as the "
     "course does (cache, WEEK2_TLC_MIRROR, download; the sample when WEEK2_DATA=sample).",
 )
 @click.option(
     "--dest_path",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("output"),
+    type=Folder("a folder to write the pickles to, e.g. ./output", writable=True),
+    default="output",
     show_default=True,
     help="Folder the four pickles are written to.",
 )
-@click.option("--dataset", default="green", show_default=True, help="TLC dataset of the files.")
-@click.option(
-    "--train_month",
-    default=HOMEWORK_MONTHS[0],
-    show_default=True,
-    help="Month the vectorizer and models are fitted on.",
-)
-@click.option("--val_month", default=HOMEWORK_MONTHS[1], show_default=True, help="Month for validation.")
-@click.option(
-    "--test_month", default=HOMEWORK_MONTHS[2], show_default=True, help="Month held out for testing."
-)
+@click.option("--train_month", type=Month(), default=HOMEWORK_MONTHS[0], show_default=True)
+@click.option("--val_month", type=Month(), default=HOMEWORK_MONTHS[1], show_default=True)
+@click.option("--test_month", type=Month(), default=HOMEWORK_MONTHS[2], show_default=True)
 def run_data_prep(
     raw_data_path: Path | None,
     dest_path: Path,
-    dataset: str,
     train_month: str,
     val_month: str,
     test_month: str,
 ) -> None:
     """Fit a DictVectorizer on the training month; write dv.pkl, train.pkl, val.pkl and test.pkl."""
-    paths = month_files(raw_data_path, dataset, [train_month, val_month, test_month])
+    paths = month_files(raw_data_path, [train_month, val_month, test_month])
     try:
         df_train, df_val, df_test = (utils.read_dataframe(path) for path in paths)
     except data.DataError as error:  # a file that is not a whole TLC month
@@ -98,4 +87,4 @@ def run_data_prep(
 
 
 if __name__ == "__main__":
-    run_data_prep()
+    sys.exit(run_cli(run_data_prep))

@@ -1,9 +1,11 @@
-"""`make homework`: run the four scripts, answer the six questions, write the submission, self-check.
+"""`make homework`: run your four scripts, grade each question from what they left, write the submission.
 
-The scripts run in order as separate processes, exactly as a student would run them, all in one
-session (a tag on every run), so earlier runs in the same tracking store do not count. Then each
-answer is read back from the store or the files with its evidence, `submission.json` is written
-and every question gets a pass/fail line; the exit status is 1 when a check fails.
+The scripts run in order as separate processes, exactly as you would run them by hand, in one
+session: MLflow puts the session's tag on every run they start (`MLFLOW_RUN_CONTEXT`), so earlier
+runs in the same tracking store do not count. Each question is then answered from the store or
+the files and graded: PASS, or FAIL with what is missing and the file and TODO to look at. The
+exit status is 1 when a question fails. `--solution 1` (`make homework SOLUTION=1`) runs the
+reference solution in homework/solution/ through the same grader.
 
     python homework/run_homework.py --months "2023-01 2023-02 2023-03" --trials 15
 """
@@ -24,50 +26,82 @@ from check import (
     file_stamps,
     q1_mlflow_version,
     q2_preprocessed_files,
-    q3_autolog_params,
+    q3_min_samples_split,
     q4_artifact_option,
     q5_best_val_rmse,
     q6_registered_test_rmse,
+    session_runs,
 )
 from common import (
     BEST_MODELS_EXPERIMENT,
     HOMEWORK_DIR,
     HOMEWORK_MONTHS,
     HPO_EXPERIMENT,
+    SESSION_TAG,
     TRAIN_EXPERIMENT,
-    session_runs,
+    Folder,
+    Months,
+    OutputFile,
+    WholeNumber,
+    run_cli,
 )
+from mlflow.exceptions import MlflowException
 
-from week2 import config, data
+from week2 import config, data, tracking
+from week2.files import write_text_atomically
 
-
-def parse_months(text: str) -> list[str]:
-    """'2023-01 2023-02 2023-03' (or with commas) → the three months, each checked."""
-    months = text.replace(",", " ").split()
-    example = " ".join(HOMEWORK_MONTHS)
-    if len(months) != 3:
-        raise click.ClickException(
-            f'give three months, train, validation and test, not {text!r}: e.g. MONTHS="{example}".'
-        )
-    try:
-        return [
-            config.check_month(month, name)
-            for month, name in zip(months, ("train", "val", "test"), strict=True)
-        ]
-    except config.ConfigError as error:
-        raise click.ClickException(str(error)) from None
+BUILD_DIR = config.REPO_ROOT / "build" / "homework"
+TRACEBACK_START = "Traceback (most recent call last):"
 
 
-def run_script(step: int, script: str, *args: str) -> None:
-    """Run one homework script with this Python; stop with its name if it fails."""
-    click.echo(click.style(f"[{step}/4] python homework/{script} {' '.join(args)}", bold=True), err=True)
+def run_script(step: int, script: Path, args: list[str], env: dict[str, str], log_dir: Path) -> bool:
+    """Run one script with this Python, its output shown as it comes; True when it succeeded.
+
+    A traceback is kept out of the terminal: its last line is shown, the whole output is in the log.
+    """
+    label = script.relative_to(config.REPO_ROOT) if script.is_relative_to(config.REPO_ROOT) else script
+    click.echo(click.style(f"[{step}/4] python {label} {' '.join(args)}", bold=True))
+    log = log_dir / f"{script.stem}.log"
     started = time.monotonic()
-    finished = subprocess.run([sys.executable, str(HOMEWORK_DIR / script), *args], check=False)
-    if finished.returncode:
-        raise click.ClickException(
-            f"{script} failed (exit {finished.returncode}): its output above says why."
-        )
-    click.echo(f"[{step}/4] {script} done in {time.monotonic() - started:.0f} s", err=True)
+    last_line, in_traceback = "", False
+    process = subprocess.Popen(
+        [sys.executable, str(script), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
+    with open(log, "w") as log_file, process.stdout:
+        for line in process.stdout:
+            log_file.write(line)
+            in_traceback = in_traceback or line.startswith(TRACEBACK_START)
+            if not in_traceback:
+                click.echo(line, nl=False)
+            if line.strip():
+                last_line = line.strip()
+    peak = wait_with_peak_memory(process)
+    seconds = time.monotonic() - started
+    if process.returncode == 0:
+        click.echo(f"[{step}/4] {script.name} done in {seconds:.0f} s{peak}\n")
+        return True
+    reason = f"it crashed with {last_line}" if in_traceback else "see its error above"
+    click.echo(
+        click.style(f"[{step}/4] {script.name} failed (exit {process.returncode}): ", fg="red")
+        + f"{reason}; its whole output is in {log}\n"
+    )
+    return False
+
+
+def wait_with_peak_memory(process: subprocess.Popen) -> str:
+    """Wait for `process`; return ', peak memory X GB' (its maximum resident set), where the OS says."""
+    if not hasattr(os, "wait4"):  # Windows
+        process.wait()
+        return ""
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    kib = usage.ru_maxrss / 1024 if sys.platform == "darwin" else usage.ru_maxrss  # macOS counts bytes
+    return f", peak memory {kib / 1024**2:.2f} GB"
 
 
 def tag_session_runs(session: str, tags: dict[str, str]) -> None:
@@ -90,94 +124,135 @@ def print_table(answers) -> None:
         )
 
 
+def print_verdicts(answers) -> None:
+    for answer in answers:
+        if answer.passed:
+            click.echo(f"{click.style('PASS', fg='green')} {answer.key} {answer.question}")
+            continue
+        click.echo(f"{click.style('FAIL', fg='red')} {answer.key} {answer.question}")
+        for line in [
+            *answer.problems,
+            *(["the script did not give an answer"] if not answer.problems else []),
+        ]:
+            click.echo(f"     {line}")
+        click.echo(f"     {answer.hint}")
+
+
 @click.command()
 @click.option(
     "--months",
+    type=Months("MONTHS"),
     default=" ".join(HOMEWORK_MONTHS),
     show_default=True,
-    help="Train, validation and test months (green taxi), separated by spaces.",
+    help="Train, validation and test months (green taxi), separated by spaces (make: MONTHS).",
 )
-@click.option("--trials", type=click.IntRange(min=1), default=15, show_default=True, help="Hyperopt trials.")
 @click.option(
-    "--top_n", type=click.IntRange(min=1), default=5, show_default=True, help="Trials to retrain and test."
+    "--trials",
+    type=WholeNumber(minimum=1, make_variable="TRIALS"),
+    default=15,
+    show_default=True,
+    help="Hyperopt trials (make: TRIALS).",
+)
+@click.option(
+    "--top_n", type=WholeNumber(minimum=1), default=5, show_default=True, help="Trials to retrain and test."
+)
+@click.option(
+    "--solution",
+    type=click.Choice(["0", "1"]),
+    default="0",
+    show_default=True,
+    help="1: run the reference solution in homework/solution/ instead of your scripts (make: SOLUTION=1).",
 )
 @click.option(
     "--dest_path",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=config.REPO_ROOT / "build" / "homework" / "output",
-    show_default=True,
-    help="Folder for the pickles.",
+    type=Folder("a folder for the pickles", writable=True),
+    default=None,
+    help="Folder for the pickles; default build/homework/<student or solution>/output.",
 )
 @click.option(
     "--submission",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=HOMEWORK_DIR / "submission.json",
-    show_default=True,
-    help="Where the answers are written.",
+    type=OutputFile(),
+    default=None,
+    help="Where the answers are written; default homework/submission.json "
+    "(build/homework/solution/submission.json for the solution).",
 )
 @click.option(
     "--tracking-uri", default=None, help="Tracking store; default MLFLOW_TRACKING_URI, else mlflow.db."
 )
 def run_homework(
-    months: str,
+    months: list[str],
     trials: int,
     top_n: int,
-    dest_path: Path,
-    submission: Path,
+    solution: str,
+    dest_path: Path | None,
+    submission: Path | None,
     tracking_uri: str | None,
 ) -> None:
-    """Run preprocess_data.py, train.py, hpo.py and register_model.py; answer and check Q1-Q6."""
+    """Run preprocess_data.py, train.py, hpo.py and register_model.py; grade Q1-Q6."""
     if tracking_uri:
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri  # for this process and the four scripts
-    months = parse_months(months)
+    who = "solution" if solution == "1" else "student"
+    scripts = HOMEWORK_DIR / "solution" if who == "solution" else HOMEWORK_DIR
+    dest_path = (dest_path or BUILD_DIR / who / "output").resolve()
+    if submission is None:
+        submission = (
+            BUILD_DIR / "solution" / "submission.json"
+            if who == "solution"
+            else HOMEWORK_DIR / "submission.json"
+        )
     try:
         source, paths = data.resolve_months(months)
     except (config.ConfigError, data.DataError) as error:
         raise click.ClickException(str(error)) from None
-    session = uuid.uuid4().hex[:12]
-    click.echo(
-        f"data: {source} {', '.join(months)}; tracking store: {config.tracking_uri()}; session {session}",
-        err=True,
-    )
 
-    dest_path = dest_path.resolve()
+    session = uuid.uuid4().hex[:12]
+    uri = config.tracking_uri()
+    click.echo(f"data: {source} {', '.join(months)}; tracking store: {uri}; session {session}")
+    click.echo(f"scripts: {scripts.relative_to(config.REPO_ROOT)}/\n")
+    # The experiments are made here, with the course's artifact location; your set_experiment finds them.
+    try:
+        for experiment in (TRAIN_EXPERIMENT, HPO_EXPERIMENT, BEST_MODELS_EXPERIMENT):
+            tracking.setup_mlflow(experiment)
+    except MlflowException as error:
+        raise click.ClickException(f"the tracking store {uri} refused to open: {error.message}") from None
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_RUN_CONTEXT": json.dumps({SESSION_TAG: session})}
+    log_dir = dest_path.parent / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+
     before = file_stamps(dest_path)
     train, val, test = months
-    on_session = ("--session", session)
-    months_args = ("--train_month", train, "--val_month", val, "--test_month", test)
-    raw_data = str(paths[0].parent)
-    run_script(
-        1, "preprocess_data.py", "--raw_data_path", raw_data, "--dest_path", str(dest_path), *months_args
-    )
-    run_script(2, "train.py", "--data_path", str(dest_path), *on_session)
-    run_script(3, "hpo.py", "--data_path", str(dest_path), "--num_trials", str(trials), *on_session)
-    run_script(4, "register_model.py", "--data_path", str(dest_path), "--top_n", str(top_n), *on_session)
+    steps = [
+        ("preprocess_data.py", ["--raw_data_path", str(paths[0].parent), "--dest_path", str(dest_path),
+                                "--train_month", train, "--val_month", val, "--test_month", test]),
+        ("train.py", ["--data_path", str(dest_path)]),
+        ("hpo.py", ["--data_path", str(dest_path), "--num_trials", str(trials)]),
+        ("register_model.py", ["--data_path", str(dest_path), "--top_n", str(top_n)]),
+    ]  # fmt: skip
+    for step, (name, args) in enumerate(steps, start=1):
+        if not run_script(step, scripts / name, args, env, log_dir) and step == 1:
+            click.echo("the other scripts need its pickles: not run\n")
+            break
 
-    mlflow.set_tracking_uri(config.tracking_uri())
     tag_session_runs(
         session, {"data_source": source, "train_month": train, "val_month": val, "test_month": test}
     )
     answers = [
         q1_mlflow_version(),
-        q2_preprocessed_files(dest_path, before),
-        q3_autolog_params(session),
+        q2_preprocessed_files(dest_path, before, scripts),
+        q3_min_samples_split(session, scripts),
         q4_artifact_option(),
-        q5_best_val_rmse(session, trials),
-        q6_registered_test_rmse(session, top_n, trials),
+        q5_best_val_rmse(session, trials, scripts),
+        q6_registered_test_rmse(session, top_n, trials, scripts),
     ]
     print_table(answers)
-    submission.write_text(json.dumps({a.key: a.value for a in answers}, indent=2) + "\n")
-    click.echo(f"\nwrote {submission}\n")
+    write_text_atomically(submission, json.dumps({a.key: a.value for a in answers}, indent=2) + "\n")
+    click.echo(f"\nwrote {submission} ({'the solution' if who == 'solution' else 'your'} answers)\n")
     if source == "sample":
         click.echo("NOTE: these answers come from the synthetic sample, not the homework's months.\n")
-    for answer in answers:
-        verdict = click.style("PASS", fg="green") if answer.passed else click.style("FAIL", fg="red")
-        click.echo(
-            f"{verdict} {answer.key} {answer.question}" + "".join(f"\n     {p}" for p in answer.problems)
-        )
+    print_verdicts(answers)
     if not all(answer.passed for answer in answers):
         sys.exit(1)
 
 
 if __name__ == "__main__":
-    run_homework()
+    sys.exit(run_cli(run_homework))
