@@ -52,6 +52,7 @@ def solved(notebook):
         if role == "answer":
             before = copy.deepcopy(checks[key])
             before.metadata["week2"] = {"exercise": key, "role": "check-before"}
+            before.id = f"{before.id}-before"
             cells.append(before)
             cell = copy.deepcopy(cell)
             cell.source = exercises.EXERCISES[key].solution_path.read_text()
