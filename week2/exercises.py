@@ -25,6 +25,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
+from mlflow.models import get_model_info
 
 from week2.config import REPO_ROOT
 
@@ -66,7 +67,9 @@ class Exercise:
             missing = self.inspect(client or MlflowClient())
         except MlflowException as error:
             first = str(error).splitlines()[0] if str(error) else type(error).__name__
-            return Verdict(self.key, NOT_YET, f"the check could not read the store ({first}). Hint: {self.hint}")
+            return Verdict(
+                self.key, NOT_YET, f"the check could not read the store ({first}). Hint: {self.hint}"
+            )
         if missing is None:
             return Verdict(self.key, NOT_ATTEMPTED, f"{self.task} (tag your runs exercise={self.key})")
         if missing:
@@ -108,11 +111,55 @@ def tagged_runs(client: MlflowClient, key: str) -> list[Run]:
     if not experiment_ids:
         return []
     return client.search_runs(
-        experiment_ids, filter_string=f"tags.{EXERCISE_TAG} = '{key}'", order_by=["attributes.start_time DESC"]
+        experiment_ids,
+        filter_string=f"tags.{EXERCISE_TAG} = '{key}'",
+        order_by=["attributes.start_time DESC"],
     )
 
 
 # --- Notebook 01: tracking by hand ---------------------------------------------------------------
+
+
+def dataset_contexts(run: Run) -> set[str]:
+    """The contexts (training, validation, …) of the datasets a run logged."""
+    return {
+        tag.value
+        for dataset in run.inputs.dataset_inputs
+        for tag in dataset.tags
+        if tag.key == "mlflow.data.context"
+    }
+
+
+def model_signatures(run: Run) -> list:
+    """The signature of each model the run logged (None for a model logged without one)."""
+    outputs = run.outputs.model_outputs if run.outputs else []
+    return [get_model_info(f"models:/{output.model_id}").signature for output in outputs]
+
+
+@exercise(
+    "01.1",
+    task="Log one more model in a run tagged exercise=01.1, with both months as datasets, "
+    "its val_rmse and the model",
+    hint="in mlflow.start_run(tags={'exercise': '01.1', …}): "
+    "mlflow.log_input(mlflow.data.from_pandas(df_train[SEEN_COLUMNS], …), context='training'), "
+    "the same for df_val with context='validation', mlflow.log_metric('val_rmse', …), then "
+    "mlflow.sklearn.log_model(pipeline, name='model', signature=SIGNATURE, input_example=X_train.head(5), …)",
+)
+def _one_more_model(client):
+    runs = tagged_runs(client, "01.1")
+    if not runs:
+        return None
+    run = runs[0]
+    contexts = dataset_contexts(run)
+    missing = [f"no dataset with context '{c}'" for c in ("training", "validation") if c not in contexts]
+    if "val_rmse" not in run.data.metrics:
+        missing.append("no metric val_rmse")
+    signatures = model_signatures(run)
+    if not signatures:
+        missing.append("no logged model")
+    elif None in signatures:
+        missing.append("the model has no signature (pass signature=SIGNATURE)")
+    return missing
 
 
 # --- Notebook 02: autolog and model families -----------------------------------------------------
