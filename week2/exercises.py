@@ -164,6 +164,42 @@ def _one_more_model(client):
 
 # --- Notebook 02: autolog and model families -----------------------------------------------------
 
+NOTEBOOK_02_FAMILIES = (
+    "XGBRegressor",
+    "RandomForestRegressor",
+    "GradientBoostingRegressor",
+    "ExtraTreesRegressor",
+    "LinearSVR",
+)
+
+
+@exercise(
+    "02.1",
+    task="Autolog a model family notebook 02 did not train, in a run tagged exercise=02.1, "
+    "and find it with search_runs",
+    hint="mlflow.sklearn.autolog(); in mlflow.start_run(tags={'exercise': '02.1', …}) fit "
+    "utils.make_pipeline(DecisionTreeRegressor(max_depth=10)); then "
+    "mlflow.search_runs(experiment_names=[EXPERIMENT], filter_string=\"tags.exercise = '02.1'\")",
+)
+def _autolog_another_family(client):
+    runs = tagged_runs(client, "02.1")
+    if not runs:
+        return None
+    run = runs[0]
+    missing = []
+    if "estimator_class" not in run.data.tags:
+        missing.append("the run was not recorded by autolog (call mlflow.sklearn.autolog() before fit)")
+    family = run.data.params.get("model", "").split("(")[0]
+    if not family:
+        missing.append("autolog recorded no pipeline step 'model' (fit utils.make_pipeline(estimator))")
+    elif family in NOTEBOOK_02_FAMILIES:
+        missing.append(f"{family} was trained in the notebook already: pick another family")
+    if "training_root_mean_squared_error" not in run.data.metrics:
+        missing.append("no training metrics (fit inside the run, with autolog on)")
+    if not (run.outputs and run.outputs.model_outputs):
+        missing.append("no logged model (leave autolog's log_models on)")
+    return missing
+
 
 # --- Notebook 03: the sweep -----------------------------------------------------------------------
 
