@@ -203,6 +203,49 @@ def _autolog_another_family(client):
 
 # --- Notebook 03: the sweep -----------------------------------------------------------------------
 
+NOTEBOOK_03_SPACE = ("max_depth", "learning_rate", "min_child_weight", "reg_alpha", "reg_lambda")
+"""The parameters notebook 03's sweep searches (week2.sweep.SEARCH_SPACE): the exercise adds one."""
+
+
+def child_runs(client: MlflowClient, parent: Run) -> list[Run]:
+    """The finished child runs of `parent`, best val_rmse first."""
+    return client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}' and attributes.status = 'FINISHED'",
+        order_by=["metrics.val_rmse ASC"],
+    )
+
+
+@exercise(
+    "03.1",
+    task="Sweep a space with one more parameter in a parent run tagged exercise=03.1, "
+    "and tag it best_child=<the best child run's id>",
+    hint="space = {**sweep.SEARCH_SPACE, 'subsample': hp.uniform('subsample', 0.5, 1.0)}; in "
+    "mlflow.start_run(tags={'exercise': '03.1'}) run fmin with an objective that opens "
+    "mlflow.start_run(nested=True) and logs params and val_rmse; then mlflow.search_runs(…, "
+    "filter_string=\"tags.mlflow.parentRunId = '<parent id>'\", order_by=['metrics.val_rmse ASC']) "
+    "and client.set_tag(parent_id, 'best_child', best_child_id)",
+)
+def _sweep_one_more_parameter(client):
+    parents = [run for run in tagged_runs(client, "03.1") if "mlflow.parentRunId" not in run.data.tags]
+    if not parents:
+        return None
+    parent = parents[0]
+    children = [child for child in child_runs(client, parent) if "val_rmse" in child.data.metrics]
+    if len(children) < 2:
+        return [f"{len(children)} finished child run(s) with a val_rmse: run at least 2 nested trials"]
+    missing = []
+    if not all(set(child.data.params) - set(NOTEBOOK_03_SPACE) for child in children):
+        missing.append("the trials log no parameter beyond notebook 03's space: add one to the space")
+    best = parent.data.tags.get("best_child")
+    if best is None:
+        missing.append("the parent has no tag best_child")
+    elif best != children[0].info.run_id:
+        missing.append(
+            f"best_child is {best}, but the child with the lowest val_rmse is {children[0].info.run_id}"
+        )
+    return missing
+
 
 # --- Notebook 04: the registry --------------------------------------------------------------------
 
