@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -9,7 +13,7 @@ import pytest
 from hyperopt import space_eval
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from week2 import config, sweep, tracking, utils
+from week2 import config, models, sweep, tracking, utils
 
 
 def trips(pu: list[int], do: list[int], distance: list[float]) -> pd.DataFrame:
@@ -132,3 +136,66 @@ def test_best_trial_logged_as_one_model_that_predicts_raw_trips(swept, sample_xy
     run = mlflow.get_run(parent.info.run_id)
     assert len(run.outputs.model_outputs) == 1
     assert run.data.metrics["val_rmse"] == pytest.approx(best.data.metrics["val_rmse"], rel=1e-4)
+
+
+BEST_GUESS = {
+    "max_depth": 4,
+    "learning_rate": 0.1,
+    "min_child_weight": 5.0,
+    "reg_alpha": 0.01,
+    "reg_lambda": 1.0,
+}
+
+
+def test_train_trial_is_the_objectives_loss(setup):
+    metrics = sweep.train_trial(BEST_GUESS, setup)
+    assert set(metrics) == set(sweep.TRIAL_METRICS)
+    assert sweep.objective(BEST_GUESS, setup)["loss"] == pytest.approx(metrics["val_rmse"])
+
+
+def test_one_hot_within_a_budget_reports_what_it_reached(sample_xy):
+    (X_train, y_train), (X_val, y_val), _ = sample_xy
+    no_time = sweep.one_hot_within(0.0, X_train, y_train, X_val, y_val, BEST_GUESS)
+    assert no_time["out_of_time"] and no_time["rounds"] == 0
+    assert no_time["columns"] > 100  # one column per zone pair: the original encoding
+    ample = sweep.one_hot_within(600.0, X_train, y_train, X_val, y_val, BEST_GUESS)
+    assert not ample["out_of_time"] and 0 < ample["rounds"] < sweep.MAX_ROUNDS
+    assert ample["val_rmse"] > 0 and ample["seconds"] < 600
+
+
+BANNED_REQUIREMENTS = ("pyspark", "hyperopt", "psutil")
+
+
+def requirement_names(model_uri: str) -> set[str]:
+    text = Path(mlflow.pyfunc.get_model_dependencies(model_uri)).read_text()
+    return {line.split("==")[0].strip().lower() for line in text.splitlines() if line.strip()}
+
+
+@pytest.mark.slow
+def test_the_sweep_model_logged_as_notebook_03_does_loads_without_hyperopt(private_store, sample_xy):
+    (X_train, y_train), _, _ = sample_xy
+    tracking.setup_mlflow("03-test-requirements")
+    model = sweep.make_model(BEST_GUESS, 10, config.seed()).fit(X_train, y_train)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=models.SIGNATURE,
+            input_example=X_train.head(5),
+            skops_trusted_types=models.TRUSTED_TYPES,
+            code_paths=models.WEEK2_CODE,
+            pip_requirements=models.requirements(models.XGBOOST_PACKAGES),
+        )
+    names = requirement_names(info.model_uri)
+    assert {"xgboost", "scikit-learn", "skops"} <= names
+    assert not names & set(BANNED_REQUIREMENTS)
+    # A fresh process that loads the model and predicts never imports hyperopt (mlflow.pyfunc itself
+    # imports pyspark when it is installed, so that one is only kept out of the requirements).
+    probe = (
+        "import sys, mlflow, pandas as pd\n"
+        f"model = mlflow.pyfunc.load_model({info.model_uri!r})\n"
+        "model.predict(pd.DataFrame({'PULocationID': [1], 'DOLocationID': [2], 'trip_distance': [1.5]}))\n"
+        "print(sorted(m for m in ('hyperopt', 'week2.sweep') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr

@@ -25,6 +25,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
+from mlflow.models import get_model_info
 
 from week2.config import REPO_ROOT
 
@@ -119,10 +120,131 @@ def tagged_runs(client: MlflowClient, key: str) -> list[Run]:
 # --- Notebook 01: tracking by hand ---------------------------------------------------------------
 
 
+def dataset_contexts(run: Run) -> set[str]:
+    """The contexts (training, validation, …) of the datasets a run logged."""
+    return {
+        tag.value
+        for dataset in run.inputs.dataset_inputs
+        for tag in dataset.tags
+        if tag.key == "mlflow.data.context"
+    }
+
+
+def model_signatures(run: Run) -> list:
+    """The signature of each model the run logged (None for a model logged without one)."""
+    outputs = run.outputs.model_outputs if run.outputs else []
+    return [get_model_info(f"models:/{output.model_id}").signature for output in outputs]
+
+
+@exercise(
+    "01.1",
+    task="Log one more model in a run tagged exercise=01.1, with both months as datasets, "
+    "its val_rmse and the model",
+    hint="in mlflow.start_run(tags={'exercise': '01.1', …}): "
+    "mlflow.log_input(mlflow.data.from_pandas(df_train[SEEN_COLUMNS], …), context='training'), "
+    "the same for df_val with context='validation', mlflow.log_metric('val_rmse', …), then "
+    "mlflow.sklearn.log_model(pipeline, name='model', signature=SIGNATURE, input_example=X_train.head(5), …)",
+)
+def _one_more_model(client):
+    runs = tagged_runs(client, "01.1")
+    if not runs:
+        return None
+    run = runs[0]
+    contexts = dataset_contexts(run)
+    missing = [f"no dataset with context '{c}'" for c in ("training", "validation") if c not in contexts]
+    if "val_rmse" not in run.data.metrics:
+        missing.append("no metric val_rmse")
+    signatures = model_signatures(run)
+    if not signatures:
+        missing.append("no logged model")
+    elif None in signatures:
+        missing.append("the model has no signature (pass signature=SIGNATURE)")
+    return missing
+
+
 # --- Notebook 02: autolog and model families -----------------------------------------------------
+
+NOTEBOOK_02_FAMILIES = (
+    "XGBRegressor",
+    "RandomForestRegressor",
+    "GradientBoostingRegressor",
+    "ExtraTreesRegressor",
+    "LinearSVR",
+)
+
+
+@exercise(
+    "02.1",
+    task="Autolog a model family notebook 02 did not train, in a run tagged exercise=02.1, "
+    "and find it with search_runs",
+    hint="mlflow.sklearn.autolog(); in mlflow.start_run(tags={'exercise': '02.1', …}) fit "
+    "utils.make_pipeline(DecisionTreeRegressor(max_depth=10)); then "
+    "mlflow.search_runs(experiment_names=[EXPERIMENT], filter_string=\"tags.exercise = '02.1'\")",
+)
+def _autolog_another_family(client):
+    runs = tagged_runs(client, "02.1")
+    if not runs:
+        return None
+    run = runs[0]
+    missing = []
+    if "estimator_class" not in run.data.tags:
+        missing.append("the run was not recorded by autolog (call mlflow.sklearn.autolog() before fit)")
+    family = run.data.params.get("model", "").split("(")[0]
+    if not family:
+        missing.append("autolog recorded no pipeline step 'model' (fit utils.make_pipeline(estimator))")
+    elif family in NOTEBOOK_02_FAMILIES:
+        missing.append(f"{family} was trained in the notebook already: pick another family")
+    if "training_root_mean_squared_error" not in run.data.metrics:
+        missing.append("no training metrics (fit inside the run, with autolog on)")
+    if not (run.outputs and run.outputs.model_outputs):
+        missing.append("no logged model (leave autolog's log_models on)")
+    return missing
 
 
 # --- Notebook 03: the sweep -----------------------------------------------------------------------
+
+NOTEBOOK_03_SPACE = ("max_depth", "learning_rate", "min_child_weight", "reg_alpha", "reg_lambda")
+"""The parameters notebook 03's sweep searches (week2.sweep.SEARCH_SPACE): the exercise adds one."""
+
+
+def child_runs(client: MlflowClient, parent: Run) -> list[Run]:
+    """The finished child runs of `parent`, best val_rmse first."""
+    return client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}' and attributes.status = 'FINISHED'",
+        order_by=["metrics.val_rmse ASC"],
+    )
+
+
+@exercise(
+    "03.1",
+    task="Sweep a space with one more parameter in a parent run tagged exercise=03.1, "
+    "and tag it best_child=<the best child run's id>",
+    hint="space = {**sweep.SEARCH_SPACE, 'subsample': hp.uniform('subsample', 0.5, 1.0)}; in "
+    "mlflow.start_run(tags={'exercise': '03.1'}) run fmin with an objective that opens "
+    "mlflow.start_run(nested=True) and logs params and val_rmse; then mlflow.search_runs(…, "
+    "filter_string=\"tags.mlflow.parentRunId = '<parent id>'\", order_by=['metrics.val_rmse ASC']) "
+    "and client.set_tag(parent_id, 'best_child', best_child_id)",
+)
+def _sweep_one_more_parameter(client):
+    parents = [run for run in tagged_runs(client, "03.1") if "mlflow.parentRunId" not in run.data.tags]
+    if not parents:
+        return None
+    parent = parents[0]
+    children = [child for child in child_runs(client, parent) if "val_rmse" in child.data.metrics]
+    if len(children) < 2:
+        return [f"{len(children)} finished child run(s) with a val_rmse: run at least 2 nested trials"]
+    missing = []
+    if not all(set(child.data.params) - set(NOTEBOOK_03_SPACE) for child in children):
+        missing.append("the trials log no parameter beyond notebook 03's space: add one to the space")
+    best = parent.data.tags.get("best_child")
+    if best is None:
+        missing.append("the parent has no tag best_child")
+    elif best != children[0].info.run_id:
+        missing.append(
+            f"best_child is {best}, but the child with the lowest val_rmse is {children[0].info.run_id}"
+        )
+    return missing
 
 
 # --- Notebook 04: the registry --------------------------------------------------------------------

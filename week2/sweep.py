@@ -28,12 +28,9 @@ from hyperopt import STATUS_OK, Trials, fmin, hp, space_eval, tpe
 from hyperopt.pyll import scope
 from mlflow.entities import Metric, Param, Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
-from sklearn.compose import ColumnTransformer
-from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, TargetEncoder
 
-from week2 import utils
+from week2 import models, utils
 
 FIXED_PARAMS = {"objective": "reg:squarederror", "tree_method": "hist", "nthread": 1}
 """One thread per booster: with two dense columns a boosting round is a few milliseconds of work,
@@ -42,7 +39,6 @@ needs a core; measured here with other jobs running, a 185-round trial took 1 s 
 and 4 to 17 s on two."""
 MAX_ROUNDS = 1000
 EARLY_STOPPING_ROUNDS = 20
-ENCODER_FOLDS = 5
 
 SEARCH_SPACE = {
     "max_depth": scope.int(hp.quniform("max_depth", 3, 10, 1)),
@@ -57,25 +53,9 @@ LOG_SCALE_PARAMS = ("learning_rate", "min_child_weight", "reg_alpha", "reg_lambd
 TRIAL_METRICS = ("val_rmse", "best_iteration", "train_seconds")
 
 
-def pu_do_and_distance(trips: pd.DataFrame) -> pd.DataFrame:
-    """Raw trip columns → the course's two features, PU_DO (a string) and trip_distance."""
-    return utils.add_pu_do(trips[utils.RAW_COLUMNS].copy())[utils.CATEGORICAL + utils.NUMERICAL]
-
-
-def make_preprocessor(seed: int) -> Pipeline:
-    """Raw trip columns → [target-encoded PU_DO, trip_distance], dense, for the booster.
-
-    `fit_transform` encodes each training row with folds that exclude it (cross fitting); later
-    `transform` calls use the encoding learnt on the whole training month. Unseen zone pairs get
-    the overall mean duration.
-    """
-    folds = KFold(ENCODER_FOLDS, shuffle=True, random_state=seed)
-    encoder = TargetEncoder(target_type="continuous", cv=folds)
-    columns = ColumnTransformer(
-        [("target_encoded", encoder, utils.CATEGORICAL), ("raw", "passthrough", utils.NUMERICAL)],
-        verbose_feature_names_out=False,
-    )
-    return Pipeline([("features", FunctionTransformer(pu_do_and_distance)), ("encode", columns)])
+make_preprocessor = models.target_encoding_preprocessor
+"""Raw trip columns → [target-encoded PU_DO, trip_distance]: in `week2.models`, so that loading the
+logged model imports neither this module nor hyperopt."""
 
 
 @dataclass(frozen=True)
@@ -121,14 +101,8 @@ def build_setup(X_train: pd.DataFrame, y_train, X_val: pd.DataFrame, y_val, seed
     return setup_of(encode_months(X_train, y_train, X_val, y_val, seed))
 
 
-def objective(
-    params: dict, setup: SweepSetup, parent: Run | None = None, run_name: str | None = None
-) -> dict:
-    """Train one booster with `params`, early-stopped on the validation month; hyperopt's loss.
-
-    With `parent`, the trial is recorded as a child run of it (named `run_name`), inheriting the
-    parent's tags.
-    """
+def train_trial(params: dict, setup: SweepSetup) -> dict:
+    """Train one booster with `params`, early-stopped on the validation month; return its metrics."""
     started = time.perf_counter()
     booster = xgb.train(
         {**setup.fixed_params, **params},
@@ -138,14 +112,60 @@ def objective(
         early_stopping_rounds=setup.early_stopping_rounds,
         verbose_eval=False,
     )
-    metrics = {
+    return {
         "val_rmse": float(booster.best_score),
         "best_iteration": booster.best_iteration,
         "train_seconds": time.perf_counter() - started,
     }
+
+
+def objective(
+    params: dict, setup: SweepSetup, parent: Run | None = None, run_name: str | None = None
+) -> dict:
+    """hyperopt's loss for `params` (`train_trial`); with `parent`, the trial is recorded as a child
+    run of it (named `run_name`), inheriting the parent's tags."""
+    metrics = train_trial(params, setup)
     if parent is not None:
         log_trial(parent, params, metrics, run_name)
     return {"loss": metrics["val_rmse"], "status": STATUS_OK, **metrics}
+
+
+def one_hot_within(
+    seconds: float, X_train: pd.DataFrame, y_train, X_val: pd.DataFrame, y_val, params: dict
+) -> dict:
+    """What the original encoding reaches in `seconds`: PU_DO one-hot encoded (DictVectorizer, as in
+    notebooks 01 and 02) into a DMatrix, one booster with `params`, early-stopped on the validation
+    month, and cut short when the time is up (the clock includes the encoding, as the sweep's does).
+
+    Returns the best validation RMSE so far, the rounds it took, the one-hot columns, the seconds
+    spent and whether the time ran out before early stopping ended the training.
+    """
+    started = time.perf_counter()
+    deadline = started + seconds
+    encoder = utils.make_preprocessor()
+    train = xgb.DMatrix(encoder.fit_transform(X_train), label=np.asarray(y_train))
+    val = xgb.DMatrix(encoder.transform(X_val), label=np.asarray(y_val))
+
+    class StopAtDeadline(xgb.callback.TrainingCallback):
+        def after_iteration(self, model, epoch, evals_log) -> bool:
+            return time.perf_counter() > deadline
+
+    result = {"columns": train.num_col(), "rounds": 0, "val_rmse": float("nan"), "out_of_time": True}
+    if time.perf_counter() < deadline:
+        booster = xgb.train(
+            {**FIXED_PARAMS, **params},
+            train,
+            num_boost_round=MAX_ROUNDS,
+            evals=[(val, "val")],
+            early_stopping_rounds=EARLY_STOPPING_ROUNDS,
+            verbose_eval=False,
+            callbacks=[StopAtDeadline()],
+        )
+        out_of_time = time.perf_counter() > deadline  # else early stopping ended it in time
+        result.update(
+            rounds=booster.num_boosted_rounds(), val_rmse=float(booster.best_score), out_of_time=out_of_time
+        )
+    return {**result, "seconds": time.perf_counter() - started}
 
 
 def log_trial(parent: Run, params: dict, metrics: dict, run_name: str | None = None) -> str:
