@@ -1,4 +1,4 @@
-"""The registry as a release process: candidates, comparison, gate, registration, sanity, aliases."""
+"""Registry helpers (comparison, gate, registration, sanity, promotion) and the models of notebooks 04–08."""
 
 from __future__ import annotations
 
@@ -42,18 +42,6 @@ def runs(client, sample_xy):
 def _register(client, run, name):
     """Register a run with a threshold it passes."""
     return registry.register_candidate(client, run, name, threshold=run.data.metrics["val_rmse"] + 1)
-
-
-def test_candidates_come_from_earlier_course_experiments_best_first(client, runs):
-    experiments = registry.course_experiments(client, before="04")
-    assert [e.name for e in experiments] == ["01-test-baselines", "02-test-families"]
-
-    candidates = registry.find_candidates(client, [e.experiment_id for e in experiments])
-
-    assert {c.info.run_id for c in candidates} == {runs[n][0].info.run_id for n in ("ridge", "lasso")}
-    scores = [c.data.metrics["val_rmse"] for c in candidates]
-    assert scores == sorted(scores)
-    assert runs["ridge"][0].data.metrics["val_rmse"] < runs["lasso"][0].data.metrics["val_rmse"]
 
 
 def test_comparison_measures_error_training_time_size_and_latency(client, runs, sample_xy):
@@ -151,22 +139,3 @@ def test_promotion_moves_champion_keeps_the_previous_one_and_its_history(client,
     assert list(history["reason"]) == ["first in service", "better on test", "rollback"]
     raw = client.get_registered_model(name).tags[f"{registry.PROMOTION_TAG_PREFIX}0002"]
     assert json.loads(raw)["champion"] == str(second)
-
-
-def test_lineage_follows_version_to_run_datasets_and_params(client, runs, sample_xy):
-    ridge = runs["ridge"][0]
-    X_train, y_train = sample_xy[0]
-    with mlflow.start_run(run_id=ridge.info.run_id):
-        mlflow.log_param("alpha", 1.0)
-        train = X_train.assign(duration=y_train)
-        tracking.log_dataset(train, "sample-train.parquet", context="training", name="green-train")
-    version = _register(client, ridge, "lineage-test").version
-
-    links = dict(registry.lineage(client, "lineage-test", version).itertuples(index=False))
-
-    assert links["version"] == f"lineage-test v{version}"
-    assert links["logged model"] == f"models:/{registry.logged_model_id(ridge)}"
-    assert ridge.info.run_id in links["run"]
-    assert links["experiment"] == "01-test-baselines"
-    assert links["dataset (training)"].startswith("green-train, digest ")
-    assert links["param alpha"] == "1.0"

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from week2.config import REPO_ROOT
@@ -122,6 +123,41 @@ def tagged_runs(client: MlflowClient, key: str) -> list[Run]:
 
 
 # --- Notebook 04: the registry --------------------------------------------------------------------
+
+
+EXERCISE_ALIAS = "exercise-04"
+
+
+def tagged_versions(client: MlflowClient, key: str) -> list[ModelVersion]:
+    """The registered model versions that carry the version tag `exercise=key`, newest first."""
+    found = client.search_model_versions(f"tags.{EXERCISE_TAG} = '{key}'")
+    return sorted(found, key=lambda v: v.creation_timestamp, reverse=True)
+
+
+@exercise(
+    "04.1",
+    task=f"Register one more version with the version tag exercise=04.1 and a description, "
+    f"and point the alias {EXERCISE_ALIAS} at it",
+    hint="version = mlflow.register_model(f'models:/{model_id}', MODEL_NAME, tags={'exercise': '04.1'}), "
+    "then client.update_model_version(MODEL_NAME, version.version, description=...) and "
+    f"client.set_registered_model_alias(MODEL_NAME, '{EXERCISE_ALIAS}', version.version)",
+)
+def _version_with_an_alias(client):
+    versions = tagged_versions(client, "04.1")
+    if not versions:
+        return None
+    newest = versions[0]
+    missing = []
+    if not newest.description:
+        missing.append(f"version {newest.version} of {newest.name} has no description")
+    target = client.get_registered_model(newest.name).aliases.get(EXERCISE_ALIAS)
+    tagged = {str(v.version) for v in versions if v.name == newest.name}
+    if target is None:
+        missing.append(f"{newest.name} has no alias {EXERCISE_ALIAS}")
+    elif str(target) not in tagged:
+        missing.append(f"@{EXERCISE_ALIAS} points at version {target}, which lacks the tag exercise=04.1")
+    return missing
+
 
 
 # --- Notebook 05: the custom model ----------------------------------------------------------------
