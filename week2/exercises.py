@@ -24,7 +24,6 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.entities import Run
-from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from week2.config import REPO_ROOT
@@ -128,7 +127,7 @@ def tagged_runs(client: MlflowClient, key: str) -> list[Run]:
 EXERCISE_ALIAS = "exercise-04"
 
 
-def tagged_versions(client: MlflowClient, key: str) -> list[ModelVersion]:
+def tagged_versions(client: MlflowClient, key: str) -> list:
     """The registered model versions that carry the version tag `exercise=key`, newest first."""
     found = client.search_model_versions(f"tags.{EXERCISE_TAG} = '{key}'")
     return sorted(found, key=lambda v: v.creation_timestamp, reverse=True)
@@ -159,5 +158,53 @@ def _version_with_an_alias(client):
     return missing
 
 
-
 # --- Notebook 05: the custom model ----------------------------------------------------------------
+
+FLAGGED_COLUMNS = ("predicted_duration", "clipped")
+
+
+def _extreme_trips(trips):
+    """The trips plus a zero-mile and a 500-mile one, which any model clips to its trained range."""
+    import pandas as pd
+
+    first = trips.head(1)
+    return pd.concat(
+        [trips, first.assign(trip_distance=0.0), first.assign(trip_distance=500.0)], ignore_index=True
+    )
+
+
+@exercise(
+    "05.1",
+    task="Log a custom model from code whose predict returns a DataFrame with the columns "
+    "predicted_duration and clipped, in a run tagged exercise=05.1",
+    hint="copy the notebook's model file (print(pyfunc_model.MODEL_FILE.read_text())), make predict return "
+    "pd.DataFrame({'predicted_duration': clipped, 'clipped': clipped != minutes}), write it with "
+    "Path(...).write_text and pass that path as python_model= to mlflow.pyfunc.log_model",
+)
+def _custom_model_with_a_clipped_flag(client):
+    import mlflow
+    import pandas as pd
+
+    runs = tagged_runs(client, "05.1")
+    if not runs:
+        return None
+    run = runs[0]
+    if not (run.outputs and run.outputs.model_outputs):
+        return [f"run {run.info.run_name!r} logged no model"]
+    model = mlflow.pyfunc.load_model(f"models:/{run.outputs.model_outputs[0].model_id}")
+    if model.input_example is None:
+        return ["the model has no input example: pass input_example= to log_model"]
+    bounds = model.model_config or {}
+    if not {"min_minutes", "max_minutes"} <= set(bounds):
+        return ["the model has no min_minutes and max_minutes: pass model_config=model_config"]
+    answer = model.predict(_extreme_trips(model.input_example))
+    if not isinstance(answer, pd.DataFrame):
+        return [f"predict returns a {type(answer).__name__}, not a DataFrame"]
+    missing = [f"the answer has no column {column!r}" for column in FLAGGED_COLUMNS if column not in answer]
+    if missing:
+        return missing
+    minutes = answer["predicted_duration"]
+    on_a_bound = (minutes <= float(bounds["min_minutes"])) | (minutes >= float(bounds["max_minutes"]))
+    if answer["clipped"].astype(bool).tolist() != on_a_bound.tolist():
+        missing.append("clipped is not True exactly where the prediction was clipped to the trained range")
+    return missing
