@@ -177,9 +177,9 @@ def _extreme_trips(trips):
     "05.1",
     task="Log a custom model from code whose predict returns a DataFrame with the columns "
     "predicted_duration and clipped, in a run tagged exercise=05.1",
-    hint="copy the notebook's model file (print(pyfunc_model.MODEL_FILE.read_text())), make predict return "
-    "pd.DataFrame({'predicted_duration': clipped, 'clipped': clipped != minutes}), write it with "
-    "Path(...).write_text and pass that path as python_model= to mlflow.pyfunc.log_model",
+    hint="in a file written with Path(...).write_text, subclass week2.duration_model.DurationModel, make predict "
+    "return pd.DataFrame({'predicted_duration': clipped, 'clipped': clipped != minutes}), end with "
+    "mlflow.models.set_model(YourModel()) and pass the file as python_model= to mlflow.pyfunc.log_model",
 )
 def _custom_model_with_a_clipped_flag(client):
     import mlflow

@@ -1,19 +1,14 @@
 clipped_model_file = Path(components.name) / "clipped_duration_model.py"
 clipped_model_file.write_text('''
-import joblib
 import mlflow
 import numpy as np
 import pandas as pd
 
+from week2.duration_model import DurationModel
 
-class ClippedDurationModel(mlflow.pyfunc.PythonModel):
-    """Raw trips in; the predicted minutes, clipped to the trained range, and whether they were."""
 
-    def load_context(self, context):
-        self.preprocessor = joblib.load(context.artifacts["preprocessor"])
-        self.estimator = joblib.load(context.artifacts["estimator"])
-        self.min_minutes = float(context.model_config["min_minutes"])
-        self.max_minutes = float(context.model_config["max_minutes"])
+class ClippedDurationModel(DurationModel):
+    """DurationModel that also says whether clipping changed each prediction."""
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         minutes = np.asarray(self.estimator.predict(self.preprocessor.transform(model_input)), dtype=float)
@@ -21,7 +16,7 @@ class ClippedDurationModel(mlflow.pyfunc.PythonModel):
         return pd.DataFrame({"predicted_duration": clipped, "clipped": clipped != minutes})
 
 
-mlflow.models.set_model(ClippedDurationModel())
+mlflow.models.set_model(ClippedDurationModel())  # the last set_model wins
 ''')
 flagged_signature = ModelSignature(
     inputs=signature.inputs,
