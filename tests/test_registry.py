@@ -1,19 +1,25 @@
-"""The registry as a release process: candidates, comparison, gate, registration, sanity, aliases."""
+"""Registry helpers (comparison, gate, registration, sanity, promotion) and the models of notebooks 04–08."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+import joblib
 import mlflow
+import nbformat
 import numpy as np
 import pytest
-from conftest import log_model_run
+import skops
+import skops.io
+from conftest import REPO_ROOT, log_model_run
 from mlflow import MlflowClient
 from sklearn.linear_model import Lasso, LinearRegression, Ridge
 
-from week2 import registry, tracking
+from week2 import config, data, plots, pyfunc_model, registry, tracking, utils
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +48,6 @@ def runs(client, sample_xy):
 def _register(client, run, name):
     """Register a run with a threshold it passes."""
     return registry.register_candidate(client, run, name, threshold=run.data.metrics["val_rmse"] + 1)
-
-
-def test_candidates_come_from_earlier_course_experiments_best_first(client, runs):
-    experiments = registry.course_experiments(client, before="04")
-    assert [e.name for e in experiments] == ["01-test-baselines", "02-test-families"]
-
-    candidates = registry.find_candidates(client, [e.experiment_id for e in experiments])
-
-    assert {c.info.run_id for c in candidates} == {runs[n][0].info.run_id for n in ("ridge", "lasso")}
-    scores = [c.data.metrics["val_rmse"] for c in candidates]
-    assert scores == sorted(scores)
-    assert runs["ridge"][0].data.metrics["val_rmse"] < runs["lasso"][0].data.metrics["val_rmse"]
 
 
 def test_comparison_measures_error_training_time_size_and_latency(client, runs, sample_xy):
@@ -153,20 +147,134 @@ def test_promotion_moves_champion_keeps_the_previous_one_and_its_history(client,
     assert json.loads(raw)["champion"] == str(second)
 
 
-def test_lineage_follows_version_to_run_datasets_and_params(client, runs, sample_xy):
-    ridge = runs["ridge"][0]
-    X_train, y_train = sample_xy[0]
-    with mlflow.start_run(run_id=ridge.info.run_id):
-        mlflow.log_param("alpha", 1.0)
-        train = X_train.assign(duration=y_train)
-        tracking.log_dataset(train, "sample-train.parquet", context="training", name="green-train")
-    version = _register(client, ridge, "lineage-test").version
+# --- What the models of notebooks 05–08 take with them -----------------------------------------
 
-    links = dict(registry.lineage(client, "lineage-test", version).itertuples(index=False))
+NOT_NEEDED = {"psutil", "pyspark", "hyperopt"}
+"""Packages a course model must not require: MLflow's inference used to write them down."""
+SCENARIOS = ["06-scenario-1-local", "07-scenario-2-team-server", "08-scenario-3-remote-server"]
 
-    assert links["version"] == f"lineage-test v{version}"
-    assert links["logged model"] == f"models:/{registry.logged_model_id(ridge)}"
-    assert ridge.info.run_id in links["run"]
-    assert links["experiment"] == "01-test-baselines"
-    assert links["dataset (training)"].startswith("green-train, digest ")
-    assert links["param alpha"] == "1.0"
+
+def _training_cell(notebook: str) -> str:
+    cells = nbformat.read(REPO_ROOT / "notebooks" / f"{notebook}.ipynb", as_version=4).cells
+    (cell,) = [c for c in cells if c.metadata.get("week2", {}).get("role") == "scenario-training"]
+    return cell.source
+
+
+def _requirements(model_uri: str) -> dict[str, str]:
+    lines = Path(mlflow.pyfunc.get_model_dependencies(model_uri)).read_text().split()
+    return dict(line.split("==") for line in lines)
+
+
+def _code_files(model_uri: str) -> list[str]:
+    model_dir = Path(mlflow.artifacts.download_artifacts(model_uri))
+    return sorted(str(p.relative_to(model_dir / "code")) for p in (model_dir / "code").rglob("*.py"))
+
+
+def test_the_three_scenarios_log_the_same_training_cell():
+    cells = {notebook: _training_cell(notebook) for notebook in SCENARIOS}
+    assert len(set(cells.values())) == 1, "notebooks 06–08 must show the same training code"
+    assert "mlflow.start_run(" in cells[SCENARIOS[0]] and "log_model(" in cells[SCENARIOS[0]]
+
+
+def test_the_scenario_model_ships_utils_and_requires_only_what_it_imports(client):
+    tracking.setup_mlflow("06-test-scenario-cell")
+    names = {"mlflow": mlflow, "skops": skops, "LinearRegression": LinearRegression, "config": config}
+    names |= {
+        "data": data,
+        "plots": plots,
+        "pyfunc_model": pyfunc_model,
+        "tracking": tracking,
+        "utils": utils,
+    }
+    names |= {"RUN_NAME": "scenario-test", "PLOT_PATH": "plots/predicted_vs_actual.png"}
+
+    exec(_training_cell(SCENARIOS[0]), names)  # the cell exactly as the notebooks run it
+
+    model_uri = names["model_info"].model_uri
+    requirements = _requirements(model_uri)
+    assert set(requirements) == {"mlflow", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "skops"}
+    assert requirements["mlflow"] == mlflow.__version__
+    assert _code_files(model_uri) == ["week2/__init__.py", "week2/utils.py"]
+    trips = names["X_val"].head(5)
+    np.testing.assert_allclose(
+        mlflow.pyfunc.load_model(model_uri).predict(trips), names["pipeline"].predict(trips)
+    )
+
+
+@pytest.fixture(scope="module")
+def custom_model(client, runs, sample_xy, tmp_path_factory):
+    """Notebook 05's custom model around a logged pipeline, logged from code as the notebook does."""
+    ridge, pipeline = runs["ridge"]
+    folder = tmp_path_factory.mktemp("components")
+    artifacts = {}
+    for key, step in (("preprocessor", "preprocess"), ("estimator", "model")):
+        artifacts[key] = str(folder / f"{key}.joblib")
+        joblib.dump(pipeline.named_steps[step], artifacts[key])
+    tracking.setup_mlflow("05-test-custom-model")
+    dependencies = pyfunc_model.model_dependencies(pipeline, model_file=pyfunc_model.MODEL_FILE)
+    with dependencies as (code_paths, requirements), mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=pyfunc_model.MODEL_FILE,
+            artifacts=artifacts,
+            model_config={"min_minutes": 5.0, "max_minutes": 20.0},
+            code_paths=code_paths,
+            pip_requirements=requirements,
+            signature=pyfunc_model.TRIP_SIGNATURE,
+            input_example=sample_xy[1][0].head(5),
+        )
+    return info, pipeline
+
+
+def test_the_custom_model_clips_ships_only_utils_and_requires_only_what_it_imports(custom_model, sample_xy):
+    info, pipeline = custom_model
+    trips = sample_xy[1][0].head(50)
+
+    np.testing.assert_allclose(
+        mlflow.pyfunc.load_model(info.model_uri).predict(trips), np.clip(pipeline.predict(trips), 5.0, 20.0)
+    )
+    requirements = _requirements(info.model_uri)
+    assert set(requirements) == {"mlflow", "joblib", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn"}
+    assert not NOT_NEEDED & set(requirements)
+    assert _code_files(info.model_uri) == ["week2/__init__.py", "week2/utils.py"]
+
+
+def test_the_custom_model_loads_without_this_checkout_on_the_path(custom_model, sample_xy, tmp_path):
+    info, pipeline = custom_model
+    model_dir = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "model")))
+    trips = sample_xy[1][0].head(5)
+    trips.to_parquet(tmp_path / "trips.parquet")
+    script = f"""
+import sys
+sys.path = [p for p in sys.path if p not in ({str(REPO_ROOT)!r}, '')]
+import json, mlflow, pandas as pd
+model = mlflow.pyfunc.load_model({str(model_dir)!r})
+import week2
+print(week2.__file__)
+try:
+    import week2.config
+except ImportError:
+    print("no week2.config")
+print(json.dumps(model.predict(pd.read_parquet({str(tmp_path / "trips.parquet")!r})).tolist()))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    where, config_import, predicted = done.stdout.strip().splitlines()[-3:]
+    assert where.startswith(str(model_dir / "code"))  # week2 came from the model, not from the checkout
+    assert config_import == "no week2.config"
+    np.testing.assert_allclose(json.loads(predicted), np.clip(pipeline.predict(trips), 5.0, 20.0))
+
+
+def test_model_dependencies_follow_the_week2_modules_a_module_imports(tmp_path):
+    model_file = tmp_path / "model.py"
+    model_file.write_text("import mlflow\nfrom week2 import sweep\n")
+
+    with pyfunc_model.model_dependencies(model_file=model_file) as (code_paths, requirements):
+        shipped = sorted(p.name for p in Path(code_paths[0]).iterdir())
+
+    assert shipped == ["__init__.py", "sweep.py", "utils.py"]  # sweep imports utils
+    assert {"hyperopt", "xgboost"} <= {r.split("==")[0] for r in requirements}  # sweep needs them
+    assert not Path(code_paths[0]).exists()  # the copy lives only as long as the `with` block

@@ -250,4 +250,87 @@ def _sweep_one_more_parameter(client):
 # --- Notebook 04: the registry --------------------------------------------------------------------
 
 
+EXERCISE_ALIAS = "exercise-04"
+
+
+def tagged_versions(client: MlflowClient, key: str) -> list:
+    """The registered model versions that carry the version tag `exercise=key`, newest first."""
+    found = client.search_model_versions(f"tags.{EXERCISE_TAG} = '{key}'")
+    return sorted(found, key=lambda v: v.creation_timestamp, reverse=True)
+
+
+@exercise(
+    "04.1",
+    task=f"Register one more version with the version tag exercise=04.1 and a description, "
+    f"and point the alias {EXERCISE_ALIAS} at it",
+    hint="version = mlflow.register_model(f'models:/{model_id}', MODEL_NAME, tags={'exercise': '04.1'}), "
+    "then client.update_model_version(MODEL_NAME, version.version, description=...) and "
+    f"client.set_registered_model_alias(MODEL_NAME, '{EXERCISE_ALIAS}', version.version)",
+)
+def _version_with_an_alias(client):
+    versions = tagged_versions(client, "04.1")
+    if not versions:
+        return None
+    newest = versions[0]
+    missing = []
+    if not newest.description:
+        missing.append(f"version {newest.version} of {newest.name} has no description")
+    target = client.get_registered_model(newest.name).aliases.get(EXERCISE_ALIAS)
+    tagged = {str(v.version) for v in versions if v.name == newest.name}
+    if target is None:
+        missing.append(f"{newest.name} has no alias {EXERCISE_ALIAS}")
+    elif str(target) not in tagged:
+        missing.append(f"@{EXERCISE_ALIAS} points at version {target}, which lacks the tag exercise=04.1")
+    return missing
+
+
 # --- Notebook 05: the custom model ----------------------------------------------------------------
+
+FLAGGED_COLUMNS = ("predicted_duration", "clipped")
+
+
+def _extreme_trips(trips):
+    """The trips plus a zero-mile and a 500-mile one, which any model clips to its trained range."""
+    import pandas as pd
+
+    first = trips.head(1)
+    return pd.concat(
+        [trips, first.assign(trip_distance=0.0), first.assign(trip_distance=500.0)], ignore_index=True
+    )
+
+
+@exercise(
+    "05.1",
+    task="Log a custom model from code whose predict returns a DataFrame with the columns "
+    "predicted_duration and clipped, in a run tagged exercise=05.1",
+    hint="in a file written with Path(...).write_text, subclass week2.duration_model.DurationModel, make predict "
+    "return pd.DataFrame({'predicted_duration': clipped, 'clipped': clipped != minutes}), end with "
+    "mlflow.models.set_model(YourModel()) and pass the file as python_model= to mlflow.pyfunc.log_model",
+)
+def _custom_model_with_a_clipped_flag(client):
+    import mlflow
+    import pandas as pd
+
+    runs = tagged_runs(client, "05.1")
+    if not runs:
+        return None
+    run = runs[0]
+    if not (run.outputs and run.outputs.model_outputs):
+        return [f"run {run.info.run_name!r} logged no model"]
+    model = mlflow.pyfunc.load_model(f"models:/{run.outputs.model_outputs[0].model_id}")
+    if model.input_example is None:
+        return ["the model has no input example: pass input_example= to log_model"]
+    bounds = model.model_config or {}
+    if not {"min_minutes", "max_minutes"} <= set(bounds):
+        return ["the model has no min_minutes and max_minutes: pass model_config=model_config"]
+    answer = model.predict(_extreme_trips(model.input_example))
+    if not isinstance(answer, pd.DataFrame):
+        return [f"predict returns a {type(answer).__name__}, not a DataFrame"]
+    missing = [f"the answer has no column {column!r}" for column in FLAGGED_COLUMNS if column not in answer]
+    if missing:
+        return missing
+    minutes = answer["predicted_duration"]
+    on_a_bound = (minutes <= float(bounds["min_minutes"])) | (minutes >= float(bounds["max_minutes"]))
+    if answer["clipped"].astype(bool).tolist() != on_a_bound.tolist():
+        missing.append("clipped is not True exactly where the prediction was clipped to the trained range")
+    return missing

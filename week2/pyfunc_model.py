@@ -1,112 +1,118 @@
-"""A custom MLflow model: the champion's preprocessor and estimator, post-processed, behind one API.
+"""What a logged model takes with it: the week2 code it imports and the packages it needs, nothing more.
 
-`DurationModel` loads its two artifacts (the fitted preprocessor and the fitted estimator) in
-`load_context`, clips the predicted minutes to the range seen in training (`clip_to_range`) and
-answers `{"predictions": [...]}`. The preprocessor and the class itself live in `week2`, so the
-package travels with the model as a wheel (`code_paths` + `pip_requirements`): the model then
-loads in a fresh environment built from its own requirements, on any machine.
+MLflow infers a model's requirements by loading it in a subprocess and writing down every package
+imported meanwhile, and libraries import optional extras: scikit-learn's joblib imports psutil, so
+psutil lands in every scikit-learn model's requirements.txt. `model_dependencies` answers from what
+the model really refers to instead:
+- the week2 modules named in the pickles of the model's objects (a fitted pipeline names the
+  functions of `week2.utils` it calls), copied into a `week2` package of their own for
+  `code_paths`, so the model loads on a machine without this repository;
+- pinned pip requirements for the packages those pickles and that code import, plus MLflow,
+  which loads every model.
+
+Notebook 05's custom model itself is `week2/duration_model.py` (`MODEL_FILE`), a model from code.
 """
 
 from __future__ import annotations
 
+import ast
+import io
+import pickle
 import shutil
-import subprocess
 import sys
 import tempfile
-import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import packages_distributions, version
 from pathlib import Path
 
-import joblib
-import mlflow
-import numpy as np
-import pandas as pd
-from mlflow.models.model import ModelInfo
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
 
-from week2 import config
-
-PREPROCESSOR = "preprocessor"
-ESTIMATOR = "estimator"
+PACKAGE_DIR = Path(__file__).resolve().parent
+MODEL_FILE = PACKAGE_DIR / "duration_model.py"
+"""The custom model of notebook 05, logged from code (`python_model=MODEL_FILE`)."""
+ALWAYS_NEEDED = ("mlflow",)
+"""MLflow loads every model."""
 
 
-def clip_to_range(minutes, low: float, high: float) -> np.ndarray:
-    """Predicted minutes clipped into [low, high]: no negative or endless trips leave the model."""
-    return np.clip(np.asarray(minutes, dtype=float), low, high)
+def referenced_modules(*objects) -> set[str]:
+    """Every module that the pickles of `objects` name (the classes and functions inside them)."""
+    found: set[str] = set()
+
+    class Recorder(pickle.Unpickler):
+        def find_class(self, module, name):
+            found.add(module)
+            return super().find_class(module, name)
+
+    for obj in objects:
+        Recorder(io.BytesIO(pickle.dumps(obj))).load()
+    return found
 
 
-class DurationModel(mlflow.pyfunc.PythonModel):
-    """Raw trips in, `{"predictions": [minutes, ...]}` out, clipped to the trained range.
+def imported_modules(path: Path) -> set[str]:
+    """The modules a Python file imports at its top level (what importing it needs)."""
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            # `from week2 import utils` imports the module week2.utils
+            found.update({node.module, *(f"{node.module}.{alias.name}" for alias in node.names)})
+    return found
 
-    The trained range comes from the model configuration (`min_minutes`, `max_minutes`), so it is
-    written in MLmodel for anyone to read, not hidden in a pickle.
+
+def week2_files(modules: set[str]) -> list[Path]:
+    """The files of the week2 modules among `modules`, with the package's __init__.py."""
+    names = {m.split(".")[1] for m in modules if m.startswith("week2.")}
+    return [PACKAGE_DIR / "__init__.py", *(PACKAGE_DIR / f"{name}.py" for name in sorted(names))]
+
+
+def pinned_requirements(modules: set[str]) -> list[str]:
+    """`distribution==version` for the installed packages providing `modules` (not stdlib, not week2)."""
+    providers = packages_distributions()
+    top_level = {module.split(".")[0] for module in modules} - set(sys.stdlib_module_names) - {"week2"}
+    distributions = dict.fromkeys(ALWAYS_NEEDED)  # ordered and without repeats
+    for name in sorted(top_level):
+        provided_by = providers.get(name, [name])  # `mlflow` is in mlflow, mlflow-skinny and mlflow-tracing
+        distributions.update(dict.fromkeys([name] if name in provided_by else provided_by))
+    return [f"{distribution}=={version(distribution)}" for distribution in distributions]
+
+
+@contextmanager
+def model_dependencies(
+    *objects, model_file: Path | None = None, also: tuple[str, ...] = ()
+) -> Iterator[tuple[list[str], list[str]]]:
+    """`(code_paths, pip_requirements)` for a model made of `objects` (and `model_file`, if from code).
+
+    `also` names modules the model's loader imports besides, e.g. `skops` for a scikit-learn model
+    saved in MLflow's default format.
+    The code is a temporary `week2` package holding only the modules the model refers to; it
+    exists until the `with` block ends, long enough for `log_model` to copy it into the model.
     """
-
-    def load_context(self, context):
-        self.preprocessor = joblib.load(context.artifacts[PREPROCESSOR])
-        self.estimator = joblib.load(context.artifacts[ESTIMATOR])
-        self.min_minutes = float(context.model_config["min_minutes"])
-        self.max_minutes = float(context.model_config["max_minutes"])
-
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> dict[str, list[float]]:
-        minutes = self.estimator.predict(self.preprocessor.transform(model_input))
-        return {"predictions": clip_to_range(minutes, self.min_minutes, self.max_minutes).tolist()}
-
-
-def save_components(pipeline, folder: Path) -> dict[str, str]:
-    """Save a fitted course pipeline's two steps as files; return them as pyfunc artifacts."""
-    folder.mkdir(parents=True, exist_ok=True)
-    artifacts = {}
-    for key, step in ((PREPROCESSOR, "preprocess"), (ESTIMATOR, "model")):
-        path = folder / f"{key}.joblib"
-        joblib.dump(pipeline.named_steps[step], path)
-        artifacts[key] = str(path)
-    return artifacts
+    modules = referenced_modules(*objects) | set(also)
+    if model_file is not None:
+        modules |= imported_modules(model_file)
+    files = week2_files(modules)
+    while True:  # the week2 modules that travel need what they import too, week2 modules included
+        for path in files:
+            modules |= imported_modules(path)
+        if (needed := week2_files(modules)) == files:
+            break
+        files = needed
+    with tempfile.TemporaryDirectory(prefix="week2-model-code-") as scratch:
+        package = Path(scratch) / "week2"
+        package.mkdir()
+        for path in files:
+            shutil.copy(path, package / path.name)
+        yield [str(package)], pinned_requirements(modules)
 
 
-def build_wheel(out_dir: Path) -> Path:
-    """Build the `week2` package as a wheel into `out_dir` and return its path.
-
-    The build runs on a copy of `pyproject.toml` and `week2/`, so it leaves no `build/` or
-    `*.egg-info` behind in the repository.
-    """
-    with tempfile.TemporaryDirectory(prefix="week2-wheel-") as scratch:
-        source = Path(scratch) / "src"
-        source.mkdir()
-        shutil.copy(config.REPO_ROOT / "pyproject.toml", source)
-        shutil.copytree(
-            config.REPO_ROOT / "week2", source / "week2", ignore=shutil.ignore_patterns("__pycache__")
-        )
-        command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out_dir)]
-        result = subprocess.run([*command, str(source)], capture_output=True, text=True)
-        if result.returncode != 0:
-            # pip fetches the build backend (setuptools) from the package index.
-            raise RuntimeError(f"Building the week2 wheel failed; is PyPI reachable?\n{result.stderr}")
-    return next(Path(out_dir).glob("week2-*.whl"))
-
-
-def log_custom_model(
-    pipeline,
-    example: pd.DataFrame,
-    trained_range: tuple[float, float],
-    requirements: list[str],
-    name: str = "model",
-) -> ModelInfo:
-    """Log `DurationModel` around a fitted course pipeline in the active run.
-
-    `requirements` are the pip requirements of the estimator (e.g. the champion's own); the
-    `week2` wheel is built, shipped in the model's `code/` folder and added to them by a path
-    relative to the model, which is how MLflow installs it when it builds the model's environment.
-    """
-    low, high = trained_range
-    with tempfile.TemporaryDirectory(prefix="week2-custom-model-") as scratch, warnings.catch_warnings():
-        # Zone IDs are never missing, so MLflow's hint about integer columns and NaN does not apply.
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
-        wheel = build_wheel(Path(scratch) / "wheel")
-        return mlflow.pyfunc.log_model(
-            name=name,
-            python_model=DurationModel(),
-            artifacts=save_components(pipeline, Path(scratch) / "artifacts"),
-            model_config={"min_minutes": float(low), "max_minutes": float(high)},
-            input_example=example.head(5),
-            code_paths=[str(wheel)],
-            pip_requirements=[*requirements, f"code/{wheel.name}"],
-        )
+TRIP_SIGNATURE = ModelSignature(
+    inputs=Schema(
+        [ColSpec("long", "PULocationID"), ColSpec("long", "DOLocationID"), ColSpec("double", "trip_distance")]
+    ),
+    outputs=Schema([ColSpec("double")]),
+)
+"""Raw trip columns in (zone IDs as integers, as in the TLC files), minutes out: notebook 05 writes it out."""

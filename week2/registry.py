@@ -1,11 +1,12 @@
-"""The model registry as a governed release process: one function for each step.
+"""The model registry as a governed release process: the steps notebook 04 takes, for reuse.
 
-Find the candidates the earlier notebooks logged, compare them as a deployment decision would
-(validation RMSE, training time, size on disk, prediction latency), refuse the ones that fail the
-validation gate, register the others with descriptions and tags, check that a registered version
-really predicts, and move the aliases: `challenger` for the newest candidate, `champion` for the
-version in service, `previous-champion` for the one it replaced. Every promotion is appended to
-the registered model's tags (`promotion.0001`, …), so the history survives rollbacks.
+Notebook 04 types the registry calls in the open (search, gate, `register_model`, tags and
+descriptions, the sanity check, aliases); this module keeps what is not the lesson (measuring
+candidates for the deployment comparison) and the same steps as functions for scripts and tests:
+`register_candidate` (gate, then register with tags and a description), `sanity_check` (the
+`prediction_works` version tag) and `promote`, which moves `champion` and keeps the replaced
+version as `previous-champion`. Every promotion is appended to the registered model's tags
+(`promotion.0001`, …), so the history survives rollbacks.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import Experiment, Run
+from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
@@ -28,8 +29,6 @@ CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
 PREDICTION_WORKS = "prediction_works"
 PROMOTION_TAG_PREFIX = "promotion."
-COURSE_EXPERIMENTS = "name LIKE '0%'"
-"""Every course experiment is named after its notebook: `01-…`, `02-…`, …"""
 TRAINING_TIME_METRICS = ("fit_seconds", "train_seconds")
 
 MODEL_DESCRIPTION = (
@@ -47,22 +46,6 @@ class GateRefused(ValueError):
 
 class SanityCheckFailed(RuntimeError):
     """A registered version could not load or predict; it must not get an alias."""
-
-
-def course_experiments(client: MlflowClient, before: str) -> list[Experiment]:
-    """The experiments of the course notebooks numbered below `before` (e.g. "04"), by name."""
-    found = client.search_experiments(filter_string=COURSE_EXPERIMENTS, order_by=["name ASC"])
-    return [experiment for experiment in found if experiment.name[:2] < before]
-
-
-def find_candidates(client: MlflowClient, experiment_ids: list[str], metric: str = "val_rmse") -> list[Run]:
-    """Finished runs of those experiments that logged a model, best `metric` first."""
-    runs = client.search_runs(
-        experiment_ids,
-        filter_string=f"metrics.{metric} >= 0 and attributes.status = 'FINISHED'",
-        order_by=[f"metrics.{metric} ASC"],
-    )
-    return [run for run in runs if run.outputs and run.outputs.model_outputs]
 
 
 def logged_model_id(run: Run) -> str:
@@ -247,21 +230,3 @@ def promotion_history(client: MlflowClient, name: str) -> pd.DataFrame:
     tags = client.get_registered_model(name).tags
     records = [json.loads(tags[key]) for key in sorted(tags) if key.startswith(PROMOTION_TAG_PREFIX)]
     return pd.DataFrame(records, columns=["at", "champion", "previous", "reason"])
-
-
-def lineage(client: MlflowClient, name: str, version: str) -> pd.DataFrame:
-    """Where a version comes from: version → logged model → run → datasets → parameters."""
-    model_version = client.get_model_version(name, str(version))
-    run = client.get_run(model_version.run_id)
-    links = [
-        ("version", f"{name} v{model_version.version}"),
-        ("logged model", model_version.source),
-        ("run", f"{run.info.run_name} ({run.info.run_id})"),
-        ("experiment", client.get_experiment(run.info.experiment_id).name),
-    ]
-    for dataset_input in run.inputs.dataset_inputs:
-        context = {tag.key: tag.value for tag in dataset_input.tags}.get("mlflow.data.context", "?")
-        dataset = dataset_input.dataset
-        links.append((f"dataset ({context})", f"{dataset.name}, digest {dataset.digest}"))
-    links += [(f"param {key}", value) for key, value in sorted(run.data.params.items())]
-    return pd.DataFrame(links, columns=["link", "value"])
