@@ -5,8 +5,9 @@ runs of 01–03), through the course runner's own executor, so the executed copi
 - each exercise: a copy of its check cell runs before the answer cell and must say "not attempted
   yet"; the answer cell holds the reference solution from notebooks/solutions/; the check cell after
   it must say PASS;
-- outputs: no warning (a Python warning or a WARNING log line), traceback, Java stack trace or per-run link in what the notebook shows, nor
-  in what its kernel (and the Spark workers it starts) print to the terminal.
+- outputs: no warning (a Python warning or a WARNING log line), traceback or Java stack trace in
+  what the notebook shows, nor in what its kernel (and the Spark workers it starts) print to the
+  terminal, where the per-run links of Spark workers do not belong either.
 The executed copies stay in the suite's scratch folder (`executed/`) for reading a failure.
 """
 

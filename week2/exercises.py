@@ -90,11 +90,9 @@ def exercise(key: str, task: str, hint: str) -> Callable[[Inspection], Inspectio
     return register
 
 
-def check(key: str) -> Verdict:
-    """Print and return the verdict of exercise `key` (the check cells call this)."""
-    verdict = EXERCISES[key].verdict()
-    print(verdict)
-    return verdict
+def check(key: str) -> None:
+    """Print the verdict of exercise `key`: what a check cell calls (`.verdict()` returns it instead)."""
+    print(EXERCISES[key].verdict())
 
 
 def hint(key: str) -> None:
@@ -303,9 +301,10 @@ def _extreme_trips(trips):
     "05.1",
     task="Log a custom model from code whose predict returns a DataFrame with the columns "
     "predicted_duration and clipped, in a run tagged exercise=05.1",
-    hint="in a file written with Path(...).write_text, subclass week2.duration_model.DurationModel, make predict "
-    "return pd.DataFrame({'predicted_duration': clipped, 'clipped': clipped != minutes}), end with "
-    "mlflow.models.set_model(YourModel()) and pass the file as python_model= to mlflow.pyfunc.log_model",
+    hint="in a file written with Path(...).write_text, subclass week2.duration_model.DurationModel, "
+    "make predict return pd.DataFrame({'predicted_duration': clipped, 'clipped': clipped != minutes}), "
+    "end with mlflow.models.set_model(YourModel()), and pass the file as python_model= to "
+    "mlflow.pyfunc.log_model",
 )
 def _custom_model_with_a_clipped_flag(client):
     import mlflow
