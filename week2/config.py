@@ -30,6 +30,7 @@ runner can change the environment and see the change at once.
 | WEEK2_POSTGRES_PORT  | 5433                       | scenario 3: PostgreSQL (5432 often taken) |
 | WEEK2_SERVE_PORT     | 5004                       | `make serve`: the champion over HTTP      |
 | WEEK2_UI_PORT        | 5000                       | `make ui`: the MLflow UI                  |
+| WEEK2_WEBHOOK_PORT   | 5005                       | scenario 2: the registry-webhook receiver |
 
 Values are read strictly, so that a typo is an error that names the setting, never a surprise:
 whole numbers and months take ASCII digits only (Python's `int()` would also take e.g. Arabic-Indic
@@ -278,6 +279,10 @@ def ui_port() -> int:
     return _port("WEEK2_UI_PORT", 5000)
 
 
+def webhook_port() -> int:
+    return _port("WEEK2_WEBHOOK_PORT", 5005)
+
+
 @dataclass(frozen=True)
 class Months:
     train: str
@@ -294,6 +299,7 @@ SETTINGS = (
     tracking_uri, artifacts_dir, data_mode, tlc_mirror, data_dir, months, sample_rows, seed,
     sweep_trials, sweep_backend, sweep_parallelism, spark_master, model_name, rmse_threshold,
     developer, servers_dir, server_port, scenario3_port, s3_port, postgres_port, serve_port, ui_port,
+    webhook_port,
 )  # fmt: skip
 """Every setting's reader: `check_all` calls each."""
 
