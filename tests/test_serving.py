@@ -20,7 +20,7 @@ from sklearn.linear_model import LinearRegression
 
 from week2 import __main__ as cli
 from week2 import config, data, pyfunc_model, registry, utils
-from week2.machinery import serving
+from week2.machinery import processes, serving
 
 FRESH_ENV_TIMEOUT_SECONDS = 600  # a cold uv cache downloads MLflow and its dependencies once
 
@@ -61,7 +61,7 @@ def test_served_champion_answers_good_requests_and_rejects_bad_ones(champion, sa
 def test_a_server_that_cannot_start_fails_with_its_log_and_is_cleaned_up(private_store):
     server = serving.start_server("models:/no-such-model@champion")
     try:
-        with pytest.raises(serving.ServingError, match="no-such-model"):
+        with pytest.raises(processes.ServerError, match="no-such-model"):
             serving.wait_until_ready(server, timeout=120)
     finally:
         serving.stop_server(server)
@@ -73,7 +73,7 @@ def test_a_busy_port_is_refused_before_anything_starts():
         busy.bind((serving.HOST, 0))
         busy.listen()
         port = busy.getsockname()[1]
-        with pytest.raises(serving.ServingError, match=f"Port {port} .* in use"):
+        with pytest.raises(processes.ServerError, match=f"Port {port} .* in use.*WEEK2_SERVE_PORT"):
             serving.start_server("models:/anything@champion", port=port)
 
 

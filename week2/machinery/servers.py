@@ -12,10 +12,9 @@ are generated at start into `secrets.json` (mode 600) in its folder and reach th
 its environment, never its command line. The S3 stand-in keeps objects in memory only, so stopping
 scenario 3 deletes its folder: it is a rehearsal, not a store to keep.
 
-Every process runs in a session of its own, bound to 127.0.0.1, with a pid file and a log in
-`config.servers_dir()/<scenario>/`, so `make server-stop` can stop what `make server` started in
-another shell. A pid file also records when its process started: a stale file whose pid was reused
-by another program never gets that program signalled.
+Every process is a `processes.Service`: a session of its own, bound to 127.0.0.1, with a pid file
+and a log in `config.servers_dir()/<scenario>/`, so `make server-stop` can stop what `make server`
+started in another shell, and never signals a program that merely reused a recorded pid.
 
 PostgreSQL refuses to run as root. When this code runs as root (containers, CI), PostgreSQL runs as
 the unprivileged `postgres` account that Debian's and Ubuntu's packages create; a student, who is
@@ -31,25 +30,28 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-import psutil
 import requests
 
 from week2 import config
-from week2.errors import Week2Error
+from week2.machinery.processes import (  # noqa: F401  (re-exported: the notebooks and tests use them here)
+    HOST,
+    ServerError,
+    Service,
+    free_ports,
+    port_is_free,
+    require_free_ports,
+    stop_process_tree,
+    wait_until,
+)
+from week2.machinery.processes import run_as as _run_as
 
-HOST = "127.0.0.1"
-START_TIMEOUT_SECONDS = 120
-STOP_TIMEOUT_SECONDS = 15
 ADMIN, STUDENT = "admin", "student"
 USERS = (ADMIN, STUDENT)
 BUCKET = "mlflow"
@@ -70,41 +72,6 @@ admin_username = {admin}
 auth_cache_ttl_seconds = 60
 """
 
-# Processes started by this Python process, kept so that stopping one also reaps it.
-_STARTED: dict[int, subprocess.Popen] = {}
-
-
-class ServerError(Week2Error, RuntimeError):
-    """A server could not be started, reached or stopped; the message says what to do."""
-
-
-def port_is_free(port: int) -> bool:
-    """True when nothing accepts connections on 127.0.0.1:`port`."""
-    with socket.socket() as probe:
-        probe.settimeout(2)
-        return probe.connect_ex((HOST, port)) != 0
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct TCP ports on 127.0.0.1 that nothing listens on right now."""
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind((HOST, 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
-
-
-def require_free_ports(ports: dict[str, int]) -> None:
-    """Raise a ServerError naming the setting to change for the first port already in use."""
-    for setting, port in ports.items():
-        if not port_is_free(port):
-            raise ServerError(
-                f"Port {port} on {HOST} is in use: stop what listens there, or set {setting} to a free port."
-            )
-
 
 def is_healthy(url: str) -> bool:
     """True when an MLflow server answers `url`/health."""
@@ -112,128 +79,6 @@ def is_healthy(url: str) -> bool:
         return requests.get(f"{url}/health", timeout=2).status_code == 200
     except requests.RequestException:
         return False
-
-
-@dataclass(frozen=True)
-class Service:
-    """One background process of a scenario; its pid file and log live in `folder`."""
-
-    name: str
-    folder: Path
-
-    @property
-    def pid_file(self) -> Path:
-        return self.folder / f"{self.name}.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.folder / f"{self.name}.log"
-
-    def process(self) -> psutil.Process | None:
-        """The running process the pid file names, or None when there is none (or the file is stale)."""
-        try:
-            record = json.loads(self.pid_file.read_text())
-            process = psutil.Process(record["pid"])
-            if process.create_time() == record["started"] and process.status() != psutil.STATUS_ZOMBIE:
-                return process
-        except (OSError, ValueError, KeyError, psutil.Error):
-            pass  # no file, a damaged one, or a process that is gone
-        return None
-
-    def start(self, command: list[str], env: dict[str, str] | None = None, user: str | None = None) -> None:
-        """Start `command` in a session of its own, as `user` if given; stdout and stderr go to the log."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, "ab") as log:
-            popen = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=self.folder,
-                start_new_session=True,
-                **_run_as(user),
-            )
-        _STARTED[popen.pid] = popen
-        started = psutil.Process(popen.pid).create_time()
-        self.pid_file.write_text(json.dumps({"pid": popen.pid, "started": started}))
-
-    def stop(self, stop_signal: signal.Signals = signal.SIGTERM) -> bool:
-        """Send `stop_signal`, then kill what is left of the process tree; False if it was not running."""
-        process = self.process()
-        if process is not None:
-            stop_process_tree(process, stop_signal)
-            popen = _STARTED.pop(process.pid, None)
-            if popen is not None:
-                popen.wait(STOP_TIMEOUT_SECONDS)  # reap our own child
-        self.pid_file.unlink(missing_ok=True)
-        return process is not None
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-
-def _run_as(user: str | None) -> dict:
-    """Keyword arguments for subprocess that run the child as `user` (its own groups only), or as us."""
-    if user is None:
-        return {}
-    account = pwd.getpwnam(user)
-    return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
-
-
-def _has_exited(process: psutil.Process) -> bool:
-    # A zombie has exited; it only waits for its parent (or init, for an orphan) to reap it.
-    try:
-        return process.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def _wait_until_exited(processes: list[psutil.Process]) -> list[psutil.Process]:
-    """Wait up to STOP_TIMEOUT_SECONDS for `processes` to exit; return those still running."""
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    running = processes
-    while running and time.monotonic() < deadline:
-        time.sleep(0.05)
-        running = [p for p in running if not _has_exited(p)]
-    return running
-
-
-def stop_process_tree(process: psutil.Process, stop_signal: signal.Signals = signal.SIGTERM) -> None:
-    """Send `stop_signal` to `process`, wait for it and its descendants, kill whatever lingers.
-
-    Servers fork workers that keep their port open for a moment after their parent has gone, so
-    the whole tree is waited for: when this returns, nothing the process started still listens.
-    """
-    try:
-        family = [process, *process.children(recursive=True)]
-        process.send_signal(stop_signal)
-    except psutil.NoSuchProcess:
-        return
-    leftovers = _wait_until_exited(family)
-    for leftover in leftovers:
-        with suppress(psutil.NoSuchProcess):
-            leftover.kill()
-    _wait_until_exited(leftovers)
-
-
-def wait_until(ready: Callable[[], bool], service: Service, what: str) -> None:
-    """Poll `ready` until it is true; raise a ServerError with the log's end if the process dies or hangs."""
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if ready():
-            return
-        if service.process() is None:
-            raise ServerError(f"{what} stopped while starting. {_log_end(service)}")
-        time.sleep(0.25)
-    raise ServerError(f"{what} did not answer within {START_TIMEOUT_SECONDS} s. {_log_end(service)}")
-
-
-def _log_end(service: Service) -> str:
-    return f"End of {service.log_file}:\n{service.log_tail()}"
 
 
 def mlflow_server_command(port: int, backend_uri: str, artifacts_destination: str, *extra: str) -> list[str]:
