@@ -86,27 +86,40 @@ def require_free_ports(ports: dict[str, int]) -> None:
             raise port_in_use_error(setting, port)
 
 
-def listens_on(process: psutil.Process, port: int) -> bool:
-    """True when `process` or one of its descendants listens on TCP `port` (servers fork workers)."""
+def _listening_pids(port: int) -> set[int]:
+    """Pids of the processes that listen on TCP `port` (only our own are visible unless we are root)."""
     try:
-        family = [process, *process.children(recursive=True)]
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.AccessDenied:  # macOS lists connections for root only: ask our processes one by one
+        connections = [c._replace(pid=p.pid) for p in psutil.process_iter() for c in _connections_of(p)]
+    return {c.pid for c in connections if c.pid and c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+
+
+def _connections_of(process: psutil.Process) -> list:
+    try:
+        return process.net_connections(kind="tcp")
     except psutil.Error:
-        return False
-    for member in family:
-        with suppress(psutil.Error):
-            if any(
-                c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
-                for c in member.net_connections(kind="tcp")
-            ):
-                return True
-    return False
+        return []
+
+
+def command_line(process: psutil.Process) -> list[str]:
+    """The process's command line. Linux sometimes reads it as empty while the process maps memory:
+    no process of ours has an empty one, so that read is retried."""
+    for _ in range(20):
+        if cmdline := process.cmdline():
+            return cmdline
+        time.sleep(0.01)
+    return []
 
 
 def find_by_port_and_command(port: int, command: list[str]) -> psutil.Process | None:
-    """The running process started as exactly `command` that (with its workers) listens on `port`."""
-    for candidate in psutil.process_iter(["cmdline"]):
-        if candidate.info["cmdline"] == command and not has_exited(candidate) and listens_on(candidate, port):
-            return candidate
+    """The running process started as exactly `command` that (itself or a worker) listens on `port`."""
+    for pid in _listening_pids(port):
+        with suppress(psutil.Error):
+            listener = psutil.Process(pid)
+            for candidate in (listener, *listener.parents()):
+                if command_line(candidate) == command and not has_exited(candidate):
+                    return candidate
     return None
 
 
@@ -188,7 +201,7 @@ class Service:
             process = psutil.Process(record["pid"])
             if (
                 process.create_time() == record["started"]
-                and process.cmdline() == record["cmdline"]
+                and command_line(process) == record["cmdline"]
                 and not has_exited(process)
             ):
                 return process

@@ -45,8 +45,10 @@ from week2.machinery.processes import (  # noqa: F401  (re-exported: the noteboo
     ServerError,
     Service,
     free_ports,
+    make_private_folder,
     port_is_free,
     require_free_ports,
+    socket_folder,
     stop_process_tree,
     wait_until,
 )
@@ -114,20 +116,26 @@ def team_server_folder() -> Path:
     return config.servers_dir() / "scenario2"
 
 
+def _team_server_command() -> list[str]:
+    folder = team_server_folder()
+    backend_uri = f"sqlite:///{folder / 'mlflow.db'}"
+    return mlflow_server_command(config.server_port(), backend_uri, str(folder / "artifacts"))
+
+
 def _team_service() -> Service:
-    return Service("mlflow", team_server_folder())
+    # Port and command let a server whose pid file was lost (make clean) still be found and stopped.
+    command = tuple(_team_server_command())
+    return Service("mlflow", team_server_folder(), port=config.server_port(), command=command)
 
 
 def start_team_server() -> str:
     """Start the scenario-2 server (SQLite + artifacts in its folder), wait for /health, return its URL."""
-    url, port, service = team_server_url(), config.server_port(), _team_service()
+    url, service = team_server_url(), _team_service()
     if service.process() is not None and is_healthy(url):
         return url
     service.stop()  # a process left half-started, if any
-    require_free_ports({"WEEK2_SERVER_PORT": port})
-    folder = service.folder
-    command = mlflow_server_command(port, f"sqlite:///{folder / 'mlflow.db'}", str(folder / "artifacts"))
-    service.start(command, env=mlflow_server_env())
+    require_free_ports({"WEEK2_SERVER_PORT": config.server_port()})
+    service.start(list(service.command), env=mlflow_server_env())
     try:
         wait_until(lambda: is_healthy(url), service, f"The team tracking server on {url}")
     except BaseException:
@@ -137,15 +145,18 @@ def start_team_server() -> str:
 
 
 def ensure_team_server() -> bool:
-    """Make sure a tracking server answers at the configured address; True if this call started it."""
-    if is_healthy(team_server_url()):
+    """Make sure our team tracking server answers at the configured address; True if this call started it.
+
+    Another program answering on the port, /health or not, is refused as "in use" by the start.
+    """
+    if _team_service().process() is not None and is_healthy(team_server_url()):
         return False
     start_team_server()
     return True
 
 
 def stop_team_server() -> bool:
-    """Stop the scenario-2 server by its pid file (its data stays); False if it was not running."""
+    """Stop the scenario-2 server (its data stays); False if it was not running."""
     return _team_service().stop()
 
 
@@ -294,10 +305,10 @@ def _hand_over(path: Path, account: str | None) -> None:
 
 def _start_postgres(folder: Path, keys: dict[str, str]) -> None:
     account = _postgres_account()
-    data, sockets = folder / "pgdata", folder / "pgsocket"
-    for path in (data, sockets):
-        path.mkdir(mode=0o700)
-        _hand_over(path, account)
+    # The socket folder is short and private (a socket path has at most 107 bytes), never under us.
+    data, sockets = folder / "pgdata", make_private_folder(socket_folder(folder), account)
+    data.mkdir(mode=0o700)
+    _hand_over(data, account)
     password_file = sockets / "initdb-password"
     password_file.write_text(keys["postgres_password"])
     _hand_over(password_file, account)
@@ -422,13 +433,11 @@ def start_scenario3() -> str:
 
 
 def ensure_scenario3() -> bool:
-    """Make sure scenario 3 answers at the configured address; True if this call started it."""
-    if is_healthy(scenario3_url()):
-        if not secrets_path().is_file():
-            raise ServerError(
-                f"A server answers on {scenario3_url()}, but {secrets_path()} does not exist: stop that "
-                "server, or set WEEK2_SCENARIO3_PORT to a free port."
-            )
+    """Make sure our scenario 3 answers at the configured address; True if this call started it.
+
+    Another program answering on its port is refused as "in use" by the start.
+    """
+    if all(s.process() is not None for s in _scenario3_services().values()) and is_healthy(scenario3_url()):
         return False
     start_scenario3()
     return True
@@ -444,6 +453,7 @@ def stop_scenario3() -> bool:
     ]
     if scenario3_folder().exists():
         shutil.rmtree(scenario3_folder())
+    shutil.rmtree(socket_folder(scenario3_folder()), ignore_errors=True)
     return any(stopped)
 
 
