@@ -40,6 +40,7 @@ from pathlib import Path
 import requests
 
 from week2 import config
+from week2.machinery import processes
 from week2.machinery.processes import (  # noqa: F401  (re-exported: the notebooks and tests use them here)
     HOST,
     ServerError,
@@ -455,6 +456,34 @@ def stop_scenario3() -> bool:
         shutil.rmtree(scenario3_folder())
     shutil.rmtree(socket_folder(scenario3_folder()), ignore_errors=True)
     return any(stopped)
+
+
+# --- What is running ----------------------------------------------------------------------------
+
+
+def running_services() -> dict[Path, int]:
+    """Pid file → pid of every server of ours under the servers folder that runs now."""
+    return processes.running_services(config.servers_dir())
+
+
+def stop_services_started_since(before: dict[Path, int]) -> list[str]:
+    """Stop the servers that were not running when `before` was taken; return their names.
+
+    The scenarios are stopped their own way (PostgreSQL last); anything else, a model server for
+    one, by its pid file.
+    """
+    started = [pid_file for pid_file, pid in running_services().items() if before.get(pid_file) != pid]
+    folders = {pid_file.parent for pid_file in started}
+    stopped = []
+    if team_server_folder() in folders and stop_team_server():
+        stopped.append("the team tracking server")
+    if scenario3_folder() in folders and stop_scenario3():
+        stopped.append("scenario 3")
+    scenarios = (team_server_folder(), scenario3_folder())
+    for pid_file in started:
+        if pid_file.parent not in scenarios and Service(pid_file.stem, pid_file.parent).stop():
+            stopped.append(f"{pid_file.stem} (log: {pid_file.with_suffix('.log')})")
+    return stopped
 
 
 # --- Command line ------------------------------------------------------------------------------
