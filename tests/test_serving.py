@@ -158,3 +158,35 @@ def test_custom_model_predicts_in_a_fresh_env_built_from_its_requirements(custom
     assert "Creating a new environment" in log and "week2==" in log  # the wheel was installed
     predictions = json.loads(answer.read_text())["predictions"]["predictions"]
     np.testing.assert_allclose(predictions, np.clip(pipeline.predict(trips), 5.0, 20.0))
+
+
+@pytest.mark.servers
+def test_make_serve_exits_non_zero_and_keeps_the_log_when_the_model_server_dies(champion):
+    (port,) = processes.free_ports(1)
+    env = {**os.environ, "WEEK2_SERVE_PORT": str(port)}
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "week2", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "answers on" in serve.stdout.readline()  # printed once /ping answers
+        service = serving.model_service(port)
+        model_server = service.recorded()
+        assert model_server is not None
+        model_server.kill()
+        _, err = serve.communicate(timeout=60)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+
+    assert serve.returncode == 2
+    assert "was killed by signal 9" in err and str(service.log_file) in err
+    assert (
+        service.log_file.is_file()
+        and "Listening" in service.log_file.read_text()
+        or service.log_file.stat().st_size
+    )
