@@ -185,8 +185,4 @@ def test_make_serve_exits_non_zero_and_keeps_the_log_when_the_model_server_dies(
 
     assert serve.returncode == 2
     assert "was killed by signal 9" in err and str(service.log_file) in err
-    assert (
-        service.log_file.is_file()
-        and "Listening" in service.log_file.read_text()
-        or service.log_file.stat().st_size
-    )
+    assert service.log_file.stat().st_size > 0  # the log that says what happened is still there
