@@ -10,8 +10,8 @@ import time
 
 import mlflow
 import nbformat
-import psutil
 import pytest
+from conftest import process_gone
 
 from week2.machinery import course
 
@@ -121,13 +121,6 @@ def _toy_server_pid(folder) -> int:
     return int((folder / "started.txt").read_text())
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
 def test_a_failed_notebook_stops_the_servers_it_started_and_ends_in_one_line(
     tmp_path, store, monkeypatch, capsys
 ):
@@ -145,7 +138,7 @@ def test_a_failed_notebook_stops_the_servers_it_started_and_ends_in_one_line(
     stopped_line = next(line for line in err.splitlines() if line.startswith("course stopped:"))
     assert "01-starts-then-fails.ipynb" in stopped_line and "RuntimeError" in stopped_line
     assert "stopped toy-server" in err
-    assert _gone(_toy_server_pid(folder))
+    assert process_gone(_toy_server_pid(folder))
 
 
 def test_ctrl_c_stops_the_course_and_the_servers_its_notebook_started(tmp_path, store):
@@ -177,7 +170,7 @@ def test_ctrl_c_stops_the_course_and_the_servers_its_notebook_started(tmp_path, 
     # The last line is ours (the kernel, shut down mid-cell, may log its own complaint before it).
     assert err.strip().splitlines()[-1].startswith("course stopped: interrupted (Ctrl+C)")
     assert "stopped toy-server" in err
-    assert _gone(server_pid)
+    assert process_gone(server_pid)
 
 
 def test_a_second_course_run_on_the_same_store_refuses_in_one_line(tmp_path, store):

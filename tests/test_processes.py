@@ -17,16 +17,9 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
-from conftest import run_week2, skip_without_postgres
+from conftest import process_gone, run_week2, skip_without_postgres
 
 from week2.machinery import processes, servers
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def test_a_pid_whose_program_changed_is_never_signalled(tmp_path):
@@ -122,7 +115,7 @@ def test_a_team_server_whose_pid_file_was_lost_is_found_and_stopped(server_setti
     assert again.returncode == 0 and "already answers" in again.stdout  # ours, not "in use"
     stopped = run_week2("server-stop")
     assert stopped.returncode == 0 and "Team tracking server stopped." in stopped.stdout
-    assert _gone(pid)
+    assert process_gone(pid)
     assert processes.port_is_free(server_settings["WEEK2_SERVER_PORT"])
 
 
