@@ -196,3 +196,13 @@ def scenario3(server_settings):
         stopped = run_week2("scenario3-stop", "--delete")
         assert stopped.returncode == 0, stopped.stderr
         assert not servers.scenario3_folder().exists()
+
+
+def process_gone(pid: int) -> bool:
+    """True when no process has `pid` any more (a zombie waiting to be reaped counts as gone)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

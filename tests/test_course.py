@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import mlflow
 import nbformat
 import pytest
+from conftest import process_gone
 
 from week2.machinery import course
 
@@ -77,3 +84,111 @@ def test_a_notebook_needing_a_missing_program_is_skipped_with_how_to_get_it(
     assert (folder / "ran.txt").read_text() == "01"
     out = capsys.readouterr().out
     assert "skipped: 02-needs-java (needs Java 17 for Spark" in out and "openjdk-17" in out
+
+
+def test_a_dead_kernel_is_one_line_naming_notebook_and_cell(tmp_path):
+    path = _notebook(
+        tmp_path / "04-dies.ipynb", "x = 1", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
+    )
+    with pytest.raises(course.NotebookFailed) as error:
+        course.execute_notebook(path, tmp_path / "executed")
+    message = str(error.value)
+    assert "04-dies.ipynb" in message and "kernel died" in message and "code cell 2" in message
+    assert "\n" not in message
+
+
+def test_a_cell_that_runs_out_of_time_is_one_line_naming_notebook_and_cell(tmp_path):
+    path = _notebook(tmp_path / "05-slow.ipynb", "x = 1", "import time\ntime.sleep(60)")
+    with pytest.raises(course.NotebookFailed) as error:
+        course.execute_notebook(path, tmp_path / "executed", timeout=3)
+    message = str(error.value)
+    assert "05-slow.ipynb" in message and "code cell 2" in message and "within 3 s" in message
+
+
+# A notebook that starts a server the way the scenario notebooks do (a supervised process under the
+# servers folder, whose pid file says what it is), then fails or waits before its last cell.
+START_SERVER = """\
+import sys
+from week2 import config
+from week2.machinery import processes
+service = processes.Service("toy-server", config.servers_dir() / "toy")
+service.start([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "0"])
+open("started.txt", "w").write(str(service.recorded().pid))
+"""
+
+
+def _toy_server_pid(folder) -> int:
+    return int((folder / "started.txt").read_text())
+
+
+def test_a_failed_notebook_stops_the_servers_it_started_and_ends_in_one_line(
+    tmp_path, store, monkeypatch, capsys
+):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    _notebook(
+        folder / "01-starts-then-fails.ipynb", START_SERVER, "raise RuntimeError('before the last cell')"
+    )
+    monkeypatch.setenv("WEEK2_DATA", "sample")
+    monkeypatch.setenv("WEEK2_SERVERS_DIR", str(tmp_path / "servers"))
+
+    assert course.main_course(notebooks_dir=folder, executed_dir=tmp_path / "executed") == 1
+
+    err = capsys.readouterr().err
+    stopped_line = next(line for line in err.splitlines() if line.startswith("course stopped:"))
+    assert "01-starts-then-fails.ipynb" in stopped_line and "RuntimeError" in stopped_line
+    assert "stopped toy-server" in err
+    assert process_gone(_toy_server_pid(folder))
+
+
+def test_ctrl_c_stops_the_course_and_the_servers_its_notebook_started(tmp_path, store):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    _notebook(folder / "01-starts-then-waits.ipynb", START_SERVER, "import time\ntime.sleep(120)")
+    env = {**os.environ, "WEEK2_DATA": "sample", "WEEK2_SERVERS_DIR": str(tmp_path / "servers")}
+    script = (
+        "import sys; from pathlib import Path; from week2.machinery import course; "
+        f"sys.exit(course.main_course(notebooks_dir=Path({str(folder)!r}), "
+        f"executed_dir=Path({str(tmp_path)!r})))"
+    )
+    # A session of its own, as a terminal's foreground job: Ctrl+C signals the whole process group.
+    runner = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (folder / "started.txt").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        server_pid = _toy_server_pid(folder)
+        os.killpg(runner.pid, signal.SIGINT)
+        _, err = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+
+    assert runner.returncode == 130, err
+    # The last line is ours (the kernel, shut down mid-cell, may log its own complaint before it).
+    assert err.strip().splitlines()[-1].startswith("course stopped: interrupted (Ctrl+C)")
+    assert "stopped toy-server" in err
+    assert process_gone(server_pid)
+
+
+def test_a_second_course_run_on_the_same_store_refuses_in_one_line(tmp_path, store):
+    holder = course.store_lock(f"sqlite:///{store / 'mlflow.db'}")
+    with holder as lock_file:
+        assert lock_file.parent == store
+        second = subprocess.run(
+            [sys.executable, "-m", "week2", "course"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=os.environ,
+        )
+    assert second.returncode == 2
+    assert second.stderr.strip() == (
+        f"error: another course run (pid {os.getpid()}) is using sqlite:///{store / 'mlflow.db'}: "
+        "wait for it to finish, or set MLFLOW_TRACKING_URI to another store."
+    )
+    assert not (store / "mlflow.db").exists()  # nothing ran
+    with course.store_lock(f"sqlite:///{store / 'mlflow.db'}"):
+        pass  # released with its holder

@@ -20,7 +20,7 @@ from sklearn.linear_model import LinearRegression
 
 from week2 import __main__ as cli
 from week2 import config, data, pyfunc_model, registry, utils
-from week2.machinery import serving
+from week2.machinery import processes, serving
 
 FRESH_ENV_TIMEOUT_SECONDS = 600  # a cold uv cache downloads MLflow and its dependencies once
 
@@ -61,7 +61,7 @@ def test_served_champion_answers_good_requests_and_rejects_bad_ones(champion, sa
 def test_a_server_that_cannot_start_fails_with_its_log_and_is_cleaned_up(private_store):
     server = serving.start_server("models:/no-such-model@champion")
     try:
-        with pytest.raises(serving.ServingError, match="no-such-model"):
+        with pytest.raises(processes.ServerError, match="no-such-model"):
             serving.wait_until_ready(server, timeout=120)
     finally:
         serving.stop_server(server)
@@ -73,7 +73,7 @@ def test_a_busy_port_is_refused_before_anything_starts():
         busy.bind((serving.HOST, 0))
         busy.listen()
         port = busy.getsockname()[1]
-        with pytest.raises(serving.ServingError, match=f"Port {port} .* in use"):
+        with pytest.raises(processes.ServerError, match=f"Port {port} .* in use.*WEEK2_SERVE_PORT"):
             serving.start_server("models:/anything@champion", port=port)
 
 
@@ -158,3 +158,31 @@ def test_custom_model_predicts_in_a_fresh_env_built_from_its_requirements(custom
     assert "Creating a new environment" in log and "week2==" in log  # the wheel was installed
     predictions = json.loads(answer.read_text())["predictions"]["predictions"]
     np.testing.assert_allclose(predictions, np.clip(pipeline.predict(trips), 5.0, 20.0))
+
+
+@pytest.mark.servers
+def test_make_serve_exits_non_zero_and_keeps_the_log_when_the_model_server_dies(champion):
+    (port,) = processes.free_ports(1)
+    env = {**os.environ, "WEEK2_SERVE_PORT": str(port)}
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "week2", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "answers on" in serve.stdout.readline()  # printed once /ping answers
+        service = serving.model_service(port)
+        model_server = service.recorded()
+        assert model_server is not None
+        model_server.kill()
+        _, err = serve.communicate(timeout=60)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+
+    assert serve.returncode == 2
+    assert "was killed by signal 9" in err and str(service.log_file) in err
+    assert service.log_file.stat().st_size > 0  # the log that says what happened is still there

@@ -16,10 +16,9 @@ secrets, and only `make scenario3-stop DELETE=1` deletes them. Everything in its
 owner only (files 600, folders 700); the folder itself lets PostgreSQL's account pass when that
 account is not ours.
 
-Every process runs in a session of its own, bound to 127.0.0.1, with a pid file and a log in
-`config.servers_dir()/<scenario>/`, so `make server-stop` can stop what `make server` started in
-another shell. A pid file also records when its process started: a stale file whose pid was reused
-by another program never gets that program signalled.
+Every process is a `processes.Service`: a session of its own, bound to 127.0.0.1, with a pid file
+and a log in `config.servers_dir()/<scenario>/`, so `make server-stop` can stop what `make server`
+started in another shell, and never signals a program that merely reused a recorded pid.
 
 PostgreSQL refuses to run as root. When this code runs as root (containers, CI), PostgreSQL runs as
 the unprivileged `postgres` account that Debian's and Ubuntu's packages create; a student, who is
@@ -35,25 +34,31 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-import psutil
 import requests
 
 from week2 import config
-from week2.errors import Week2Error
+from week2.machinery import processes
+from week2.machinery.processes import (  # noqa: F401  (re-exported: the notebooks and tests use them here)
+    HOST,
+    ServerError,
+    Service,
+    free_ports,
+    make_private_folder,
+    port_is_free,
+    require_free_ports,
+    socket_folder,
+    stop_process_tree,
+    wait_until,
+)
+from week2.machinery.processes import run_as as _run_as
 
-HOST = "127.0.0.1"
-START_TIMEOUT_SECONDS = 120
-STOP_TIMEOUT_SECONDS = 15
 ADMIN, STUDENT = "admin", "student"
 USERS = (ADMIN, STUDENT)
 BUCKET = "mlflow"
@@ -75,41 +80,6 @@ admin_username = {admin}
 auth_cache_ttl_seconds = 60
 """
 
-# Processes started by this Python process, kept so that stopping one also reaps it.
-_STARTED: dict[int, subprocess.Popen] = {}
-
-
-class ServerError(Week2Error, RuntimeError):
-    """A server could not be started, reached or stopped; the message says what to do."""
-
-
-def port_is_free(port: int) -> bool:
-    """True when nothing accepts connections on 127.0.0.1:`port`."""
-    with socket.socket() as probe:
-        probe.settimeout(2)
-        return probe.connect_ex((HOST, port)) != 0
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct TCP ports on 127.0.0.1 that nothing listens on right now."""
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind((HOST, 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
-
-
-def require_free_ports(ports: dict[str, int]) -> None:
-    """Raise a ServerError naming the setting to change for the first port already in use."""
-    for setting, port in ports.items():
-        if not port_is_free(port):
-            raise ServerError(
-                f"Port {port} on {HOST} is in use: stop what listens there, or set {setting} to a free port."
-            )
-
 
 def is_healthy(url: str) -> bool:
     """True when an MLflow server answers `url`/health."""
@@ -117,128 +87,6 @@ def is_healthy(url: str) -> bool:
         return requests.get(f"{url}/health", timeout=2).status_code == 200
     except requests.RequestException:
         return False
-
-
-@dataclass(frozen=True)
-class Service:
-    """One background process of a scenario; its pid file and log live in `folder`."""
-
-    name: str
-    folder: Path
-
-    @property
-    def pid_file(self) -> Path:
-        return self.folder / f"{self.name}.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.folder / f"{self.name}.log"
-
-    def process(self) -> psutil.Process | None:
-        """The running process the pid file names, or None when there is none (or the file is stale)."""
-        try:
-            record = json.loads(self.pid_file.read_text())
-            process = psutil.Process(record["pid"])
-            if process.create_time() == record["started"] and process.status() != psutil.STATUS_ZOMBIE:
-                return process
-        except (OSError, ValueError, KeyError, psutil.Error):
-            pass  # no file, a damaged one, or a process that is gone
-        return None
-
-    def start(self, command: list[str], env: dict[str, str] | None = None, user: str | None = None) -> None:
-        """Start `command` in a session of its own, as `user` if given; stdout and stderr go to the log."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, "ab") as log:
-            popen = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=self.folder,
-                start_new_session=True,
-                **_run_as(user),
-            )
-        _STARTED[popen.pid] = popen
-        started = psutil.Process(popen.pid).create_time()
-        self.pid_file.write_text(json.dumps({"pid": popen.pid, "started": started}))
-
-    def stop(self, stop_signal: signal.Signals = signal.SIGTERM) -> bool:
-        """Send `stop_signal`, then kill what is left of the process tree; False if it was not running."""
-        process = self.process()
-        if process is not None:
-            stop_process_tree(process, stop_signal)
-            popen = _STARTED.pop(process.pid, None)
-            if popen is not None:
-                popen.wait(STOP_TIMEOUT_SECONDS)  # reap our own child
-        self.pid_file.unlink(missing_ok=True)
-        return process is not None
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-
-def _run_as(user: str | None) -> dict:
-    """Keyword arguments for subprocess that run the child as `user` (its own groups only), or as us."""
-    if user is None:
-        return {}
-    account = pwd.getpwnam(user)
-    return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
-
-
-def _has_exited(process: psutil.Process) -> bool:
-    # A zombie has exited; it only waits for its parent (or init, for an orphan) to reap it.
-    try:
-        return process.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def _wait_until_exited(processes: list[psutil.Process]) -> list[psutil.Process]:
-    """Wait up to STOP_TIMEOUT_SECONDS for `processes` to exit; return those still running."""
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    running = processes
-    while running and time.monotonic() < deadline:
-        time.sleep(0.05)
-        running = [p for p in running if not _has_exited(p)]
-    return running
-
-
-def stop_process_tree(process: psutil.Process, stop_signal: signal.Signals = signal.SIGTERM) -> None:
-    """Send `stop_signal` to `process`, wait for it and its descendants, kill whatever lingers.
-
-    Servers fork workers that keep their port open for a moment after their parent has gone, so
-    the whole tree is waited for: when this returns, nothing the process started still listens.
-    """
-    try:
-        family = [process, *process.children(recursive=True)]
-        process.send_signal(stop_signal)
-    except psutil.NoSuchProcess:
-        return
-    leftovers = _wait_until_exited(family)
-    for leftover in leftovers:
-        with suppress(psutil.NoSuchProcess):
-            leftover.kill()
-    _wait_until_exited(leftovers)
-
-
-def wait_until(ready: Callable[[], bool], service: Service, what: str) -> None:
-    """Poll `ready` until it is true; raise a ServerError with the log's end if the process dies or hangs."""
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if ready():
-            return
-        if service.process() is None:
-            raise ServerError(f"{what} stopped while starting. {_log_end(service)}")
-        time.sleep(0.25)
-    raise ServerError(f"{what} did not answer within {START_TIMEOUT_SECONDS} s. {_log_end(service)}")
-
-
-def _log_end(service: Service) -> str:
-    return f"End of {service.log_file}:\n{service.log_tail()}"
 
 
 def mlflow_server_command(port: int, backend_uri: str, artifacts_destination: str, *extra: str) -> list[str]:
@@ -274,20 +122,26 @@ def team_server_folder() -> Path:
     return config.servers_dir() / "scenario2"
 
 
+def _team_server_command() -> list[str]:
+    folder = team_server_folder()
+    backend_uri = f"sqlite:///{folder / 'mlflow.db'}"
+    return mlflow_server_command(config.server_port(), backend_uri, str(folder / "artifacts"))
+
+
 def _team_service() -> Service:
-    return Service("mlflow", team_server_folder())
+    # Port and command let a server whose pid file was lost (make clean) still be found and stopped.
+    command = tuple(_team_server_command())
+    return Service("mlflow", team_server_folder(), port=config.server_port(), command=command)
 
 
 def start_team_server() -> str:
     """Start the scenario-2 server (SQLite + artifacts in its folder), wait for /health, return its URL."""
-    url, port, service = team_server_url(), config.server_port(), _team_service()
+    url, service = team_server_url(), _team_service()
     if service.process() is not None and is_healthy(url):
         return url
     service.stop()  # a process left half-started, if any
-    require_free_ports({"WEEK2_SERVER_PORT": port})
-    folder = service.folder
-    command = mlflow_server_command(port, f"sqlite:///{folder / 'mlflow.db'}", str(folder / "artifacts"))
-    service.start(command, env=mlflow_server_env())
+    require_free_ports({"WEEK2_SERVER_PORT": config.server_port()})
+    service.start(list(service.command), env=mlflow_server_env())
     try:
         wait_until(lambda: is_healthy(url), service, f"The team tracking server on {url}")
     except BaseException:
@@ -297,15 +151,18 @@ def start_team_server() -> str:
 
 
 def ensure_team_server() -> bool:
-    """Make sure a tracking server answers at the configured address; True if this call started it."""
-    if is_healthy(team_server_url()):
+    """Make sure our team tracking server answers at the configured address; True if this call started it.
+
+    Another program answering on the port, /health or not, is refused as "in use" by the start.
+    """
+    if _team_service().process() is not None and is_healthy(team_server_url()):
         return False
     start_team_server()
     return True
 
 
 def stop_team_server() -> bool:
-    """Stop the scenario-2 server by its pid file (its data stays); False if it was not running."""
+    """Stop the scenario-2 server (its data stays); False if it was not running."""
     return _team_service().stop()
 
 
@@ -472,11 +329,11 @@ def _hand_over(path: Path, account: str | None) -> None:
 def _start_postgres(folder: Path, keys: dict[str, str]) -> None:
     """Start the cluster in `folder`/pgdata (created by initdb the first time) and create the databases."""
     account = _postgres_account()
-    data, sockets = folder / "pgdata", folder / "pgsocket"
+    # The socket folder is short and private (a socket path has at most 107 bytes), never under us.
+    data, sockets = folder / "pgdata", make_private_folder(socket_folder(folder), account)
     first_start = not (data / "PG_VERSION").is_file()
-    for path in (data, sockets):
-        path.mkdir(mode=0o700, exist_ok=True)
-        _hand_over(path, account)
+    data.mkdir(mode=0o700, exist_ok=True)
+    _hand_over(data, account)
     if first_start:
         _initdb(folder, data, sockets, keys, account)
 
@@ -679,13 +536,11 @@ def start_scenario3() -> str:
 
 
 def ensure_scenario3() -> bool:
-    """Make sure scenario 3 answers at the configured address; True if this call started it."""
-    if is_healthy(scenario3_url()):
-        if not secrets_path().is_file():
-            raise ServerError(
-                f"A server answers on {scenario3_url()}, but {secrets_path()} does not exist: stop that "
-                "server, or set WEEK2_SCENARIO3_PORT to a free port."
-            )
+    """Make sure our scenario 3 answers at the configured address; True if this call started it.
+
+    Another program answering on its port is refused as "in use" by the start.
+    """
+    if all(s.process() is not None for s in _scenario3_services().values()) and is_healthy(scenario3_url()):
         return False
     start_scenario3()
     return True
@@ -704,7 +559,36 @@ def stop_scenario3(delete: bool = False) -> bool:
     ]
     if delete and scenario3_folder().exists():
         shutil.rmtree(scenario3_folder())
+    shutil.rmtree(socket_folder(scenario3_folder()), ignore_errors=True)
     return any(stopped)
+
+
+# --- What is running ----------------------------------------------------------------------------
+
+
+def running_services() -> dict[Path, int]:
+    """Pid file → pid of every server of ours under the servers folder that runs now."""
+    return processes.running_services(config.servers_dir())
+
+
+def stop_services_started_since(before: dict[Path, int]) -> list[str]:
+    """Stop the servers that were not running when `before` was taken; return their names.
+
+    The scenarios are stopped their own way (PostgreSQL last); anything else, a model server for
+    one, by its pid file.
+    """
+    started = [pid_file for pid_file, pid in running_services().items() if before.get(pid_file) != pid]
+    folders = {pid_file.parent for pid_file in started}
+    stopped = []
+    if team_server_folder() in folders and stop_team_server():
+        stopped.append("the team tracking server")
+    if scenario3_folder() in folders and stop_scenario3():
+        stopped.append("scenario 3")
+    scenarios = (team_server_folder(), scenario3_folder())
+    for pid_file in started:
+        if pid_file.parent not in scenarios and Service(pid_file.stem, pid_file.parent).stop():
+            stopped.append(f"{pid_file.stem} (log: {pid_file.with_suffix('.log')})")
+    return stopped
 
 
 # --- Command line ------------------------------------------------------------------------------

@@ -13,30 +13,25 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
 import pandas as pd
-import psutil
 import requests
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
 from week2 import config, data, registry, utils
 from week2.errors import Week2Error
-from week2.machinery import servers
+from week2.machinery import processes
 
-HOST = "127.0.0.1"
-STARTUP_TIMEOUT_SECONDS = 120
-STOP_TIMEOUT_SECONDS = 15
+HOST = processes.HOST
+STARTUP_TIMEOUT_SECONDS = processes.START_TIMEOUT_SECONDS
 REQUEST_TIMEOUT_SECONDS = 60
 
 
@@ -48,19 +43,12 @@ class ServingError(Week2Error, RuntimeError):
 class ModelServer:
     model_uri: str
     url: str
+    service: processes.Service
     process: subprocess.Popen
-    log_path: Path
 
-
-def port_is_free(port: int) -> bool:
-    """True when a server could listen on `port` (connections closing on it do not count)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return False
-    return True
+    @property
+    def log_path(self) -> Path:
+        return self.service.log_file
 
 
 def alias_uri(alias: str = registry.CHAMPION, name: str | None = None) -> str:
@@ -81,11 +69,16 @@ def resolve_alias(alias: str = registry.CHAMPION, name: str | None = None) -> Mo
     return found
 
 
+def model_service(port: int) -> processes.Service:
+    """The supervised `mlflow models serve` on `port`: pid file and log in the servers folder."""
+    return processes.Service(f"model-{port}", config.servers_dir() / "serving", port=port)
+
+
 def start_server(model_uri: str, port: int | None = None, env_manager: str = "local") -> ModelServer:
     """Start `mlflow models serve` for `model_uri` on 127.0.0.1 (not ready yet: see wait_until_ready)."""
-    if port is not None and not port_is_free(port):
-        raise ServingError(f"Port {port} on {HOST} is in use: stop what listens there or choose another.")
-    port = port or servers.free_ports(1)[0]
+    if port is not None:
+        processes.require_free_ports({"WEEK2_SERVE_PORT": port})
+    port = port or processes.free_ports(1)[0]
     # The server resolves `models:/` URIs in our store, and calls `uvicorn` by name: it must find
     # the one of this environment even when the venv is not activated.
     env = {
@@ -93,7 +86,6 @@ def start_server(model_uri: str, port: int | None = None, env_manager: str = "lo
         "MLFLOW_TRACKING_URI": config.tracking_uri(),
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
     }
-    handle, log_name = tempfile.mkstemp(prefix="mlflow-serve-", suffix=".log")
     command = [
         sys.executable, "-m", "mlflow", "models", "serve",
         "--model-uri", model_uri,
@@ -102,40 +94,40 @@ def start_server(model_uri: str, port: int | None = None, env_manager: str = "lo
         "--workers", "1",
         "--env-manager", env_manager,
     ]  # fmt: skip
-    with os.fdopen(handle, "w") as log:
-        # A session of its own, so that stopping the server stops the workers it forks too.
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    return ModelServer(model_uri, f"http://{HOST}:{port}", process, Path(log_name))
+    service = model_service(port)
+    service.log_file.unlink(missing_ok=True)  # one log per server: the one of the last one to die
+    process = service.start(command, env=env)
+    return ModelServer(model_uri, f"http://{HOST}:{port}", service, process)
+
+
+def _answers_ping(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/ping", timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False  # not listening yet
 
 
 def wait_until_ready(server: ModelServer, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
-    """Wait until the server answers /ping; raise ServingError with its log if it dies or hangs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise ServingError(f"mlflow models serve exited for {server.model_uri}:\n{log_tail(server)}")
-        try:
-            if requests.get(f"{server.url}/ping", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass  # not listening yet
-        time.sleep(0.25)
-    raise ServingError(f"mlflow models serve did not answer within {timeout:.0f} s:\n{log_tail(server)}")
-
-
-def log_tail(server: ModelServer, lines: int = 15) -> str:
-    return "\n".join(server.log_path.read_text(errors="replace").splitlines()[-lines:])
+    """Wait until the server answers /ping; raise ServerError with its log if it dies or hangs."""
+    what = f"mlflow models serve for {server.model_uri}"
+    processes.wait_until(lambda: _answers_ping(server.url), server.service, what, timeout)
 
 
 def stop_server(server: ModelServer) -> None:
-    """Stop the server and every process it started, then remove its log."""
-    if server.process.poll() is None:
-        with suppress(psutil.NoSuchProcess):
-            servers.stop_process_tree(psutil.Process(server.process.pid))
-        server.process.wait(timeout=STOP_TIMEOUT_SECONDS)  # reap it
-    server.log_path.unlink(missing_ok=True)
+    """Stop the server and every process it started; its log goes too, unless it died on its own."""
+    died = server.process.poll() is not None  # poll() also reaps it
+    server.service.stop()
+    if not died:
+        server.service.log_file.unlink(missing_ok=True)
+
+
+def died_error(server: ModelServer) -> processes.ServerError:
+    """What to tell when the server stopped by itself: its exit status and where its log is."""
+    code = server.process.returncode
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+    return processes.ServerError(
+        f"The model server on {server.url} {how}: its log is {server.log_path}\n{server.service.log_tail()}"
+    )
 
 
 @contextmanager
@@ -228,9 +220,11 @@ def main_serve(argv: list[str] | None = None) -> int:
         with serve(alias_uri(options.alias, version.name), port=options.port) as server:
             print(f"{version.name} v{version.version} (@{options.alias}) answers on {server.url}/invocations")
             print("Ctrl+C stops it.", flush=True)
-            with suppress(KeyboardInterrupt):
+            try:
                 server.process.wait()
-    except ServingError as error:
+            except KeyboardInterrupt:
+                return 0
+            raise died_error(server)  # it stopped without being asked: say why, keep its log
+    except Week2Error as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0

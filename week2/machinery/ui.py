@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from week2.config import REPO_ROOT
-from week2.machinery import servers
+from week2.machinery import processes, servers
 from week2.machinery.course import course_notebooks, execute_notebook
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -62,14 +62,14 @@ def mlflow_ui(backend_uri: str, artifacts: Path) -> Iterator[str]:
     In MLflow 3 `mlflow ui` is an alias of `mlflow server`, so the scenario-2 server's command is
     reused: one worker, job runner off, two processes. Stopped with all its workers on leaving.
     """
-    (port,) = servers.free_ports(1)
-    url = f"http://{servers.HOST}:{port}"
+    (port,) = processes.free_ports(1)
+    url = f"http://{processes.HOST}:{port}"
     with tempfile.TemporaryDirectory(prefix="mlflow-ui-") as folder:
-        service = servers.Service("mlflow-ui", Path(folder))
+        service = processes.Service("mlflow-ui", Path(folder))
         command = servers.mlflow_server_command(port, backend_uri, str(artifacts))
         service.start(command, env=servers.mlflow_server_env())
         try:
-            servers.wait_until(lambda: servers.is_healthy(url), service, f"mlflow ui on {url}")
+            processes.wait_until(lambda: servers.is_healthy(url), service, f"mlflow ui on {url}")
             yield url
         finally:
             service.stop()
