@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import joblib
 import mlflow
 import numpy as np
 import pandas as pd
@@ -104,29 +105,42 @@ def test_batch_scoring_without_the_alias_says_what_to_run(champion, tmp_path, ca
 
 
 @pytest.fixture(scope="module")
-def custom_model(champion, sample_xy):
-    """The custom pyfunc around the champion's pipeline, with a narrow range so clipping shows."""
-    version, pipeline = champion
-    requirements = Path(mlflow.pyfunc.get_model_dependencies(serving.alias_uri())).read_text().splitlines()
-    with mlflow.start_run(run_name="custom-pyfunc"):
-        info = pyfunc_model.log_custom_model(pipeline, sample_xy[0][0], (5.0, 20.0), requirements)
+def custom_model(champion, sample_xy, tmp_path_factory):
+    """The custom pyfunc around the champion's pipeline, logged as notebook 05 logs it, clipping at 5-20."""
+    _, pipeline = champion
+    folder = tmp_path_factory.mktemp("components")
+    artifacts = {}
+    for key, step in (("preprocessor", "preprocess"), ("estimator", "model")):
+        artifacts[key] = str(folder / f"{key}.joblib")
+        joblib.dump(pipeline.named_steps[step], artifacts[key])
+    dependencies = pyfunc_model.model_dependencies(pipeline, model_file=pyfunc_model.MODEL_FILE)
+    with dependencies as (code_paths, requirements), mlflow.start_run(run_name="custom-pyfunc"):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=pyfunc_model.MODEL_FILE,
+            artifacts=artifacts,
+            model_config={"min_minutes": 5.0, "max_minutes": 20.0},
+            code_paths=code_paths,
+            pip_requirements=requirements,
+            signature=pyfunc_model.TRIP_SIGNATURE,
+            input_example=sample_xy[0][0].head(5),
+        )
     return info, pipeline
 
 
-def test_custom_model_clips_and_answers_a_dict_and_ships_the_wheel(custom_model, sample_xy):
+def test_custom_model_clips_and_ships_only_the_code_it_imports(custom_model, sample_xy):
     info, pipeline = custom_model
     trips = sample_xy[1][0].head(50)
 
     answer = mlflow.pyfunc.load_model(info.model_uri).predict(trips)
 
-    np.testing.assert_allclose(answer["predictions"], np.clip(pipeline.predict(trips), 5.0, 20.0))
+    np.testing.assert_allclose(answer, np.clip(pipeline.predict(trips), 5.0, 20.0))
     requirements = Path(mlflow.pyfunc.get_model_dependencies(info.model_uri)).read_text().split()
-    wheel_requirement = requirements[-1]
-    assert wheel_requirement.startswith("code/week2-") and wheel_requirement.endswith(".whl")
     assert f"mlflow=={mlflow.__version__}" in requirements
+    assert not any(r.split("==")[0] in ("week2", "hyperopt", "pyspark", "psutil") for r in requirements)
     model_dir = Path(mlflow.artifacts.download_artifacts(info.model_uri))
-    assert (model_dir / wheel_requirement).is_file()
-    assert not (config.REPO_ROOT / "week2.egg-info").exists(), "the wheel build left files in the repository"
+    shipped = {p.name for p in (model_dir / "code" / "week2").glob("*.py")}
+    assert shipped == {"__init__.py", "utils.py"}, shipped
 
 
 def test_custom_model_predicts_in_a_fresh_env_built_from_its_requirements(custom_model, sample_xy, tmp_path):
@@ -155,8 +169,8 @@ def test_custom_model_predicts_in_a_fresh_env_built_from_its_requirements(custom
 
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-3000:]
-    assert "Creating a new environment" in log and "week2==" in log  # the wheel was installed
-    predictions = json.loads(answer.read_text())["predictions"]["predictions"]
+    assert "Creating a new environment" in log
+    predictions = json.loads(answer.read_text())["predictions"]
     np.testing.assert_allclose(predictions, np.clip(pipeline.predict(trips), 5.0, 20.0))
 
 
