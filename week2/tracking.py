@@ -230,7 +230,8 @@ def log_dataset(df: pd.DataFrame, path: str | Path, context: str, name: str) -> 
         # Zone IDs are never missing, so MLflow's hint about integer columns and NaN does not apply.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         dataset = mlflow.data.from_pandas(df, source=str(path), targets="duration", name=name)
-    mlflow.log_input(dataset, context=context)
+        # The schema is inferred lazily, when the input is logged: the hint would come from here.
+        mlflow.log_input(dataset, context=context)
 
 
 def log_pipeline(pipeline, example: pd.DataFrame, name: str = "model", **kwargs) -> ModelInfo:
