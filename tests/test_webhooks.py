@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import mlflow
@@ -14,7 +13,7 @@ from mlflow import MlflowClient
 from mlflow.webhooks.delivery import _generate_hmac_signature
 from sklearn.linear_model import LinearRegression
 
-from week2 import utils
+from week2 import tracking, utils
 from week2.machinery import servers, webhooks
 
 SECRET = "a-secret-only-the-server-and-receiver-know"
@@ -40,47 +39,33 @@ def test_the_signature_is_the_one_mlflow_sends_and_forgeries_are_refused():
 
 
 @pytest.fixture(scope="module")
-def team_server(server_settings):
-    """The scenario-2 server, allowed to deliver webhooks to loopback over http (local development)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS", "true")
-        patch.setenv("MLFLOW_WEBHOOK_ALLOWED_SCHEMES", "http,https")
-        url = servers.start_team_server()
-    yield url
-    servers.stop_team_server()
-
-
-@pytest.fixture(scope="module")
-def guarded(team_server, sample_xy, tmp_path_factory):
-    """A receiver guarding @champion, a webhook that reaches it, and a model with a good version 1."""
+def guarded(server_settings, sample_xy, tmp_path_factory):
+    """The team server, its receiver guarding @champion, a webhook to it, and a good version 1."""
     (X_train, y_train), (X_val, _), _ = sample_xy
     smoke = tmp_path_factory.mktemp("smoke") / "smoke.parquet"
     X_val.head(50).to_parquet(smoke)
-    mlflow.set_tracking_uri(team_server)
-    guard = webhooks.Guard(team_server, smoke)
-    port = servers.free_ports(1)[0]
-    receiver = webhooks.make_server(port, SECRET, guard)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    client = MlflowClient()
-    client.create_webhook(
-        name="smoke-test-champion",
-        url=f"http://127.0.0.1:{port}/",
-        events=["model_version_alias.created"],
-        secret=SECRET,
-    )
-    mlflow.set_experiment("webhooks")
-    with mlflow.start_run():
-        good = mlflow.sklearn.log_model(
-            utils.make_pipeline(LinearRegression()).fit(X_train, y_train),
-            name="model",
-            input_example=X_train.head(3).astype({"trip_distance": float}),
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-            registered_model_name=MODEL,
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WEEK2_WEBHOOK_PORT", str(servers.free_ports(1)[0]))
+        url = servers.start_team_server()
+        receiver = servers.start_webhook_receiver(smoke)
+        mlflow.set_tracking_uri(url)
+        client = MlflowClient()
+        client.create_webhook(
+            name="smoke-test-champion",
+            url=f"{receiver}/",
+            events=["model_version_alias.created"],
+            secret=servers.webhook_secret(),
         )
-    yield client, guard, port, good
-    receiver.shutdown()
-    receiver.server_close()
-    mlflow.set_tracking_uri(None)
+        mlflow.set_experiment("webhooks")
+        with mlflow.start_run():
+            good = tracking.log_pipeline(
+                utils.make_pipeline(LinearRegression()).fit(X_train, y_train),
+                X_train,
+                registered_model_name=MODEL,
+            )
+        yield client, receiver, good
+        servers.stop_team_server()
+        mlflow.set_tracking_uri(None)
 
 
 def wait_for(condition, seconds: float = 60):
@@ -96,8 +81,12 @@ def smoke_tag(client, version: str) -> str | None:
     return client.get_model_version(MODEL, version).tags.get(webhooks.SMOKE_TAG)
 
 
+def deliveries(receiver: str) -> list[dict]:
+    return requests.get(f"{receiver}/deliveries", timeout=10).json()
+
+
 def test_moving_champion_to_a_version_that_cannot_predict_rolls_it_back(guarded):
-    client, guard, _, good = guarded
+    client, receiver, good = guarded
     client.set_registered_model_alias(MODEL, "champion", good.registered_model_version)
     assert wait_for(lambda: smoke_tag(client, good.registered_model_version)) == webhooks.PASSED
 
@@ -115,29 +104,26 @@ def test_moving_champion_to_a_version_that_cannot_predict_rolls_it_back(guarded)
     assert wait_for(lambda: smoke_tag(client, broken.registered_model_version)) == webhooks.FAILED
     reason = client.get_model_version(MODEL, broken.registered_model_version).tags["smoke_test.reason"]
     assert reason.startswith("cannot predict") and "passenger_count" in reason
-    champion = wait_for(lambda: client.get_registered_model(MODEL).aliases.get("champion"))
-    wait_for(
-        lambda: client.get_registered_model(MODEL).aliases.get("champion") == good.registered_model_version
-    )
-    assert champion in (good.registered_model_version, broken.registered_model_version)
-    rolled = [o for o in guard.outcomes if o.result == webhooks.FAILED]
-    assert [o.rolled_back_to for o in rolled] == [good.registered_model_version]
+    wait_for(lambda: client.get_registered_model(MODEL).aliases["champion"] == good.registered_model_version)
+    failed = [d for d in deliveries(receiver) if d["result"] == webhooks.FAILED]
+    assert [d["rolled_back_to"] for d in failed] == [good.registered_model_version]
 
 
 def test_a_forged_delivery_is_refused_and_changes_nothing(guarded):
-    client, guard, port, good = guarded
-    before = len(guard.outcomes)
-    body = json.dumps(
-        {
-            "entity": "model_version_alias",
-            "action": "created",
-            "data": {"name": MODEL, "alias": "champion", "version": "1"},
-        }
-    )
-    answer = requests.post(
-        f"http://127.0.0.1:{port}/", data=body, headers=signed_headers(body, secret="guessed")
-    )
+    client, receiver, good = guarded
+    before = deliveries(receiver)
+    data = {"name": MODEL, "alias": "champion", "version": "1"}
+    body = json.dumps({"entity": "model_version_alias", "action": "created", "data": data})
+    forged = signed_headers(body, secret="guessed")
+    answer = requests.post(f"{receiver}/", data=body, headers=forged, timeout=10)
     assert answer.status_code == 401
-    assert len(guard.outcomes) == before
-    listed = requests.get(f"http://127.0.0.1:{port}/deliveries", timeout=5).json()
-    assert len(listed) == before
+    assert deliveries(receiver) == before
+
+
+def test_the_receiver_stops_with_the_team_server(guarded):
+    _, receiver, _ = guarded
+    assert servers.is_healthy(receiver)
+    port = int(receiver.rsplit(":", 1)[1])
+    servers.stop_team_server()
+    assert not servers.is_healthy(receiver)
+    assert servers.port_is_free(port)

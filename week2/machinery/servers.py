@@ -44,6 +44,7 @@ from pathlib import Path
 import requests
 
 from week2 import config
+from week2.files import write_text_atomically
 from week2.machinery import processes
 from week2.machinery.processes import (  # noqa: F401  (re-exported: the notebooks and tests use them here)
     HOST,
@@ -108,10 +109,17 @@ def mlflow_server_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
     # The server finds `uvicorn` and friends on PATH: those of this environment, activated or not.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    # The course's MLflow settings (telemetry off), unless the user set their own.
+    env = {**config.MLFLOW_DEFAULTS, **env}
     return {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **extra}
 
 
 # --- Scenario 2: a team's tracking server ------------------------------------------------------
+
+# The team server is rehearsed on this machine, and so is its registry-webhook receiver: MLflow
+# delivers webhooks to public https addresses only (a guard against server-side request forgery)
+# unless told that loopback over http is fine, as it is for local development.
+LOCAL_WEBHOOKS = {"MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true", "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https"}
 
 
 def team_server_url() -> str:
@@ -141,7 +149,7 @@ def start_team_server() -> str:
         return url
     service.stop()  # a process left half-started, if any
     require_free_ports({"WEEK2_SERVER_PORT": config.server_port()})
-    service.start(list(service.command), env=mlflow_server_env())
+    service.start(list(service.command), env=mlflow_server_env(**LOCAL_WEBHOOKS))
     try:
         wait_until(lambda: is_healthy(url), service, f"The team tracking server on {url}")
     except BaseException:
@@ -162,8 +170,49 @@ def ensure_team_server() -> bool:
 
 
 def stop_team_server() -> bool:
-    """Stop the scenario-2 server (its data stays); False if it was not running."""
+    """Stop the scenario-2 server and its webhook receiver (the data stays); False if it was not running."""
+    _webhook_service().stop()
     return _team_service().stop()
+
+
+def webhook_receiver_url() -> str:
+    return f"http://{HOST}:{config.webhook_port()}"
+
+
+def _webhook_service() -> Service:
+    return Service("webhooks", team_server_folder())
+
+
+def webhook_secret() -> str:
+    """The secret the team server signs its webhook deliveries with: made once, readable by us only."""
+    path = team_server_folder() / "webhook-secret"
+    if not path.is_file():
+        write_text_atomically(path, secrets.token_urlsafe(32), mode=0o600)
+    return path.read_text().strip()
+
+
+def start_webhook_receiver(smoke_sample: Path, alias: str = "champion") -> str:
+    """Start the receiver that smoke-tests each new `@alias` of the team server; return its URL.
+
+    It checks every delivery's signature with `webhook_secret()`, which reaches it through its
+    environment; `stop_team_server` stops it with the server.
+    """
+    from week2.machinery import webhooks
+
+    url, service = webhook_receiver_url(), _webhook_service()
+    service.stop()  # one receiver at a time, guarding the smoke sample of the latest call
+    require_free_ports({"WEEK2_WEBHOOK_PORT": config.webhook_port()})
+    command = [
+        sys.executable, "-m", "week2.machinery.webhooks", "--port", str(config.webhook_port()),
+        "--tracking-uri", team_server_url(), "--smoke-sample", str(smoke_sample), "--alias", alias,
+    ]  # fmt: skip
+    service.start(command, env={**mlflow_server_env(), webhooks.SECRET_VARIABLE: webhook_secret()})
+    try:
+        wait_until(lambda: is_healthy(url), service, f"The webhook receiver on {url}")
+    except BaseException:
+        service.stop()
+        raise
+    return url
 
 
 # --- Scenario 3: PostgreSQL, an S3-compatible store and MLflow with basic auth ----------------

@@ -77,9 +77,13 @@ class Guard:
     """What the receiver does with an authentic delivery: smoke-test the guarded alias's new version."""
 
     def __init__(self, tracking_uri: str, smoke_sample: Path, alias: str = "champion") -> None:
+        import mlflow
         import pandas as pd
         from mlflow import MlflowClient
 
+        # Loading a version fetches its files through the server (mlflow-artifacts:/): this process
+        # talks to that one server only.
+        mlflow.set_tracking_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self.trips = pd.read_parquet(smoke_sample)
         self.alias = alias
