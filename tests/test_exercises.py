@@ -35,6 +35,25 @@ TERMINAL_NOISE = re.compile(rf"{WARNINGS}|View run .* at: https?://|\bERROR\b", 
 `make course` prints its progress) also the per-run links and errors that Spark's workers print."""
 
 
+def sweep_recorded_its_cost() -> None:
+    """Notebook 03's parent run sampled the machine while the sweep ran (log_system_metrics)."""
+    import mlflow
+
+    (parent,) = mlflow.search_runs(
+        experiment_names=["03-hyperparameter-sweep"],
+        filter_string="attributes.run_name = 'xgboost-sweep'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    system = {key for key in parent.data.metrics if key.startswith("system/")}
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= system, system
+
+
+AFTER_RUNNING = {"03-hyperparameter-sweep": sweep_recorded_its_cost}
+"""What a notebook must have left in the store, beyond its exercises, checked after it runs."""
+
+
 def _marks(cell) -> tuple[str | None, str | None]:
     marks = cell.get("metadata", {}).get("week2", {})
     return marks.get("exercise"), marks.get("role")
@@ -112,6 +131,9 @@ def test_notebook_runs_quietly_and_its_exercises_check_both_ways(path, executed_
         elif role == "check":
             assert f"{key} {exercises.PASS}" in shown(cell), shown(cell)
     assert len([c for c in result.cells if _marks(c)[1] == "check"]) == len(keys)
+
+    if path.stem in AFTER_RUNNING:
+        AFTER_RUNNING[path.stem]()
 
     noisy = [(i, m.group(0)) for i, c in enumerate(result.cells) for m in NOISE.finditer(shown(c))]
     assert not noisy, f"{path.name} shows what a student should not see (cell, text): {noisy[:5]}"
