@@ -30,7 +30,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from week2 import data
+from week2 import config, data
 from week2.machinery import course, loadtest, servers
 
 CLIENT_COUNTS = (1, 4, 8)
@@ -45,8 +45,7 @@ def private_environment(folder: Path, **extra: str):
     saved = dict(os.environ)
     os.environ.update(
         {
-            "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
-            "WEEK2_ARTIFACTS": str(folder / "mlartifacts"),
+            **config.store_settings(folder),
             "WEEK2_SERVERS_DIR": str(folder / "servers"),
             "MPLBACKEND": "Agg",
             # MLflow prints a link for every run it ends on a server: hundreds of lines here.

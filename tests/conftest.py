@@ -24,12 +24,12 @@ SHARED_TLC = REPO_ROOT.parent / "shared" / "data" / "tlc"
 def pytest_configure(config: pytest.Config) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="week2-tests-"))
     scratch.chmod(0o711)  # PostgreSQL of scenario 3 runs as its own account when we are root
+    from week2.config import store_settings
     from week2.machinery.servers import free_ports
 
     server_port, scenario3_port, s3_port, postgres_port = free_ports(4)
     defaults = {
-        "MLFLOW_TRACKING_URI": f"sqlite:///{scratch / 'mlflow.db'}",
-        "WEEK2_ARTIFACTS": str(scratch / "mlartifacts"),
+        **store_settings(scratch),
         "WEEK2_DATA_DIR": str(scratch / "data"),
         "WEEK2_DATA": "sample",
         "WEEK2_SAMPLE_ROWS": "5000",
@@ -79,13 +79,22 @@ def real_month(month: str) -> Path:
     return path
 
 
+def use_store(patch: pytest.MonkeyPatch, folder: Path) -> str:
+    """Point MLflow and the course at a throwaway store in `folder`; return its tracking URI."""
+    from week2.config import store_settings
+
+    settings = store_settings(folder)
+    for name, value in settings.items():
+        patch.setenv(name, value)
+    return settings["MLFLOW_TRACKING_URI"]
+
+
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     """A private SQLite store and artifact root for one test."""
     import mlflow
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.setenv("WEEK2_ARTIFACTS", str(tmp_path / "mlartifacts"))
+    use_store(monkeypatch, tmp_path)
     yield tmp_path
     mlflow.set_tracking_uri(None)
 
@@ -97,8 +106,7 @@ def private_store(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("store")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
-        patch.setenv("WEEK2_ARTIFACTS", str(folder / "mlartifacts"))
+        use_store(patch, folder)
         yield folder
         # set_tracking_uri(None) deletes MLFLOW_TRACKING_URI: do it before the patch restores it.
         mlflow.set_tracking_uri(None)

@@ -23,9 +23,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import REPO_ROOT, real_month
+from conftest import REPO_ROOT, real_month, use_store
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.feature_extraction import DictVectorizer
+
+from week2.config import store_settings
 
 HOMEWORK = REPO_ROOT / "homework"
 MONTHS = ("2023-01", "2023-02", "2023-03")
@@ -47,7 +49,7 @@ class HomeworkRun:
 
     @property
     def uri(self) -> str:
-        return f"sqlite:///{self.folder / 'mlflow.db'}"
+        return store_settings(self.folder)["MLFLOW_TRACKING_URI"]
 
     @property
     def submission(self) -> dict:
@@ -62,8 +64,7 @@ def run_homework(folder: Path, data_mode: str, trials: int, top_n: int, **env: s
     """`python homework/run_homework.py` in its own process, store and output folder under `folder`."""
     environment = {
         **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
-        "WEEK2_ARTIFACTS": str(folder / "mlartifacts"),
+        **store_settings(folder),
         "WEEK2_DATA": data_mode,
         "PYTHONWARNINGS": STRICT_WARNINGS,
         **env,
@@ -304,8 +305,7 @@ def test_bad_input_gets_a_one_line_error_that_says_what_to_do(scripts, tmp_path,
 
 
 def test_register_model_without_a_search_says_to_run_hpo_first(sample_run, scripts, tmp_path, monkeypatch):
-    empty_store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("WEEK2_ARTIFACTS", str(tmp_path / "mlartifacts"))
+    empty_store = use_store(monkeypatch, tmp_path)
     try:
         result = CliRunner(env={"MLFLOW_TRACKING_URI": empty_store}).invoke(
             scripts["register_model"].run_register_model,

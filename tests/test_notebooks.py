@@ -12,6 +12,7 @@ import mlflow
 import pytest
 from conftest import REPO_ROOT, real_month
 
+from week2.config import store_settings
 from week2.machinery import course
 
 NOTEBOOKS = course.course_notebooks(REPO_ROOT / "notebooks")
@@ -47,8 +48,7 @@ def test_notebook_01_on_the_real_months(tmp_path, monkeypatch):
         real_month(month)
     env = {
         "WEEK2_DATA": "real",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "WEEK2_ARTIFACTS": str(tmp_path / "mlartifacts"),
+        **store_settings(tmp_path),
         "WEEK2_DATA_DIR": str(tmp_path / "data"),
     }
     for name, value in env.items():

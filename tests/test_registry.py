@@ -13,12 +13,12 @@ from conftest import log_model_run
 from mlflow import MlflowClient
 from sklearn.linear_model import Lasso, LinearRegression, Ridge
 
-from week2 import registry, tracking
+from week2 import config, registry, tracking
 
 
 @pytest.fixture(scope="module")
 def client(private_store):
-    mlflow.set_tracking_uri(f"sqlite:///{private_store / 'mlflow.db'}")
+    mlflow.set_tracking_uri(config.tracking_uri())  # private_store's
     return MlflowClient()
 
 

@@ -134,7 +134,7 @@ def test_a_server_killed_mid_sweep_restarts_and_the_sweep_loses_nothing(team_ser
 
 
 def test_two_writers_on_one_sqlite_file_without_a_server(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = config.store_settings(tmp_path)["MLFLOW_TRACKING_URI"]
     experiment_id = MlflowClient(uri).create_experiment(
         "two-notebooks", artifact_location=(tmp_path / "mlartifacts").as_uri()
     )
