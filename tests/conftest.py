@@ -63,6 +63,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         servers.stop_scenario3()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that starts the scenario servers must be marked so, or `make test-fast` would start them."""
+    starts_servers = [item for item in items if "server_settings" in getattr(item, "fixturenames", ())]
+    unmarked = [item.nodeid for item in starts_servers if item.get_closest_marker("servers") is None]
+    if unmarked:
+        raise pytest.UsageError(f"mark @pytest.mark.servers (they start servers): {', '.join(unmarked)}")
+
+
 def _ipython_dir_with_strict_warnings(scratch: Path) -> Path:
     """An IPython profile whose startup makes deprecations from notebook code fail the cell."""
     startup = scratch / "ipython" / "profile_default" / "startup"

@@ -80,6 +80,7 @@ def executed(private_store, tmp_path_factory):
     return done
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_exercises_say_not_attempted_then_pass(path, executed):
     notebook = executed.get(path.name)

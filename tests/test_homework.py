@@ -137,6 +137,7 @@ def verdicts(output: str) -> list[str]:
 # --- on the synthetic sample ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sample_homework_answers_every_question_and_passes_its_self_check(sample_run):
     assert verdicts(sample_run.output) == [["PASS", f"q{i}"] for i in range(1, 7)]
     assert "data: sample" in sample_run.output
@@ -175,6 +176,7 @@ def assert_pickles_follow_the_homework_steps(run: HomeworkRun, paths: list[Path]
         np.testing.assert_array_equal(y, df.duration.to_numpy())
 
 
+@pytest.mark.slow
 def test_preprocessing_writes_the_homework_pickles_exactly(sample_run):
     sample = sample_run.folder / "data" / "sample"
     assert_pickles_follow_the_homework_steps(
@@ -182,6 +184,7 @@ def test_preprocessing_writes_the_homework_pickles_exactly(sample_run):
     )
 
 
+@pytest.mark.slow
 def test_store_holds_the_runs_each_question_needs(sample_run, store_of, scripts):
     client = store_of(sample_run)
     common = scripts["common"]
@@ -215,6 +218,7 @@ def test_store_holds_the_runs_each_question_needs(sample_run, store_of, scripts)
     assert rmse == pytest.approx(best.data.metrics["test_rmse"], rel=1e-9)
 
 
+@pytest.mark.slow
 def test_self_check_fails_when_the_store_does_not_hold_what_was_asked(sample_run, store_of, scripts):
     store_of(sample_run)
     check, session = scripts["check"], session_of(sample_run)
@@ -304,6 +308,7 @@ def test_bad_input_gets_a_one_line_error_that_says_what_to_do(scripts, tmp_path,
     assert len(error_lines) == 1 and message in error_lines[0], result.output
 
 
+@pytest.mark.slow
 def test_register_model_without_a_search_says_to_run_hpo_first(sample_run, scripts, tmp_path, monkeypatch):
     empty_store = use_store(monkeypatch, tmp_path)
     try:
@@ -331,6 +336,8 @@ def test_make_homework_passes_months_and_trials_through():
 # --- on the real months ---------------------------------------------------------------------------
 
 
+@pytest.mark.real_data
+@pytest.mark.slow
 def test_real_months_run_end_to_end(tmp_path):
     """The whole homework on the real 2023 months: one trial and one retrained model keep it to
     about two minutes on two cores (autolog over a real month is most of it)."""

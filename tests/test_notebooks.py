@@ -43,6 +43,7 @@ def test_notebook_hard_codes_no_run_or_model_id(path):
     assert not re.search(r"models:/[^\"'{}]+/\d+", source), "a literal version: use an alias"
 
 
+@pytest.mark.real_data
 def test_notebook_01_on_the_real_months(tmp_path, monkeypatch):
     for month in ("2021-01", "2021-02"):
         real_month(month)
