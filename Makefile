@@ -51,7 +51,7 @@ test: $(STAMP) ## the whole test suite, as CI runs it
 # registers the markers); the notebooks run only in `make test`.
 FAST_TESTS := not servers and not browser and not spark and not real_data and not slow
 test-fast: $(STAMP) ## the unit tests that need no server, browser, Spark or real data (under 3 minutes)
-	$(PY) -m pytest tests -m "$(FAST_TESTS)"
+	$(PY) -m pytest tests -m "$(FAST_TESTS)" --durations=10
 
 ui: $(STAMP) ## MLflow UI on the course's tracking store at http://127.0.0.1:5000
 	$(PY) -m week2 ui
