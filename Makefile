@@ -12,7 +12,7 @@ PYTHON_311 = for p in $(or $(PYTHON),python3.11 python3); do \
 	  command -v "$$p" >/dev/null && "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null \
 	    && { echo "$$p"; exit 0; }; \
 	done; [ -z "$(PYTHON)" ] && command -v uv >/dev/null && echo uv
-NO_PYTHON_311 = error: $(if $(PYTHON),PYTHON=$(PYTHON) is not Python 3.11,no Python 3.11 found): install it (apt install python3.11, brew install python@3.11, or pipx install uv and make gets one), or run make PYTHON=/path/to/python3.11
+NO_PYTHON_311 = error: $(if $(PYTHON),PYTHON=$(PYTHON) is not Python 3.11,no Python 3.11 found): install uv (pipx install uv, or see docs.astral.sh/uv) and run make again, which then gets one; or install Python 3.11 and run make PYTHON=/path/to/python3.11
 
 .DEFAULT_GOAL := help
 .PHONY: help venv course test test-fast ui lab data lint format clean distclean lock
