@@ -6,11 +6,14 @@ settings are environment variables set once in `pytest_configure`, before any ke
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -87,10 +90,31 @@ def real_month(month: str) -> Path:
     return path
 
 
+@functools.cache
+def _empty_store() -> Path:
+    """An empty SQLite store with MLflow's tables, made once: creating one takes seconds, a copy none."""
+    from mlflow import MlflowClient
+
+    folder = Path(os.environ["WEEK2_TEST_SCRATCH"]) / "empty-store"
+    folder.mkdir()
+    MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+    return folder / "mlflow.db"
+
+
 def use_store(patch: pytest.MonkeyPatch, folder: Path) -> str:
     """Point MLflow and the course at a throwaway store in `folder`; return its tracking URI."""
     from week2.config import store_settings
 
+    database = Path(folder) / "mlflow.db"
+    if not database.exists():
+        with closing(sqlite3.connect(_empty_store())) as empty, closing(sqlite3.connect(database)) as copy:
+            empty.backup(copy)
+            # The Default experiment keeps its artifacts in this store's folder, not the template's.
+            with copy:
+                copy.execute(
+                    "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                    (str(Path(folder) / "mlartifacts" / "0"),),
+                )
     settings = store_settings(folder)
     for name, value in settings.items():
         patch.setenv(name, value)
