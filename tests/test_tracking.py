@@ -79,3 +79,30 @@ def test_logged_pipeline_predicts_from_raw_trips_and_is_self_contained(store):
     assert "mlflow==" in requirements and "scikit-learn==" in requirements
     assert "week2" not in requirements  # shipped as code, not a package no index has
     assert (model_dir / "code" / "week2" / "utils.py").is_file()
+
+
+def test_requirements_are_inferred_once_per_set_of_libraries(store, monkeypatch):
+    """MLflow's inference (a new Python process per model) runs for the first pipeline of a kind only."""
+    from sklearn.linear_model import Ridge
+    from xgboost import XGBRegressor
+
+    X = pd.DataFrame({"PULocationID": [1, 2, 1], "DOLocationID": [3, 3, 4], "trip_distance": [1.0, 2, 3]})
+    y = [5.0, 10.0, 15.0]
+    inferred = []
+
+    def infer(model_uri, flavor, *args, **kwargs):  # stands in for the slow subprocess
+        inferred.append(flavor)
+        return [f"inferred-{len(inferred)}==1.0"]
+
+    monkeypatch.setattr(mlflow.models, "infer_pip_requirements", infer)
+    monkeypatch.setattr(tracking, "_requirements_by_libraries", {})
+    tracking.setup_mlflow("requirements")
+    logged = []
+    for estimator in (LinearRegression(), Ridge(), XGBRegressor(n_estimators=2)):
+        with mlflow.start_run():
+            logged.append(tracking.log_pipeline(utils.make_pipeline(estimator).fit(X, y), X))
+
+    assert len(inferred) == 2  # scikit-learn alone once, scikit-learn with xgboost once
+    linear, ridge, boosted = map(tracking.model_requirements, logged)
+    assert "inferred-1==1.0" in linear and ridge == linear
+    assert "inferred-2==1.0" in boosted

@@ -8,6 +8,7 @@ notebook sees the same runs whatever its working directory is.
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -88,6 +89,12 @@ def log_dataset(df: pd.DataFrame, path: str | Path, context: str, name: str) -> 
     mlflow.log_input(dataset, context=context)
 
 
+# MLflow infers a model's requirements by loading it in a fresh Python process, seconds per model.
+# Pipelines built on the same libraries need the same packages, so a process infers them once per
+# set of libraries and hands them to the next log_model of the same kind.
+_requirements_by_libraries: dict[tuple[str, ...], list[str]] = {}
+
+
 def log_pipeline(pipeline, example: pd.DataFrame, name: str = "model", **kwargs) -> ModelInfo:
     """Log a fitted preprocessing+estimator pipeline as one self-contained model.
 
@@ -95,10 +102,14 @@ def log_pipeline(pipeline, example: pd.DataFrame, name: str = "model", **kwargs)
     sends; `week2` travels with the model (`code_paths`) because the pipeline calls into it;
     cloudpickle because skops, the default, refuses tree ensembles it does not trust.
     """
+    libraries = tuple(sorted({type(step).__module__.partition(".")[0] for _, step in pipeline.steps}))
+    infer = not {"pip_requirements", "extra_pip_requirements", "conda_env"} & kwargs.keys()
+    if infer and libraries in _requirements_by_libraries:
+        kwargs["pip_requirements"] = _requirements_by_libraries[libraries]
     with warnings.catch_warnings():
         # Zone IDs are never missing, so MLflow's hint about integer columns and NaN does not apply.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
-        return mlflow.sklearn.log_model(
+        info = mlflow.sklearn.log_model(
             pipeline,
             name=name,
             input_example=example.head(5),
@@ -106,6 +117,17 @@ def log_pipeline(pipeline, example: pd.DataFrame, name: str = "model", **kwargs)
             code_paths=[str(config.REPO_ROOT / "week2")],
             **kwargs,
         )
+    if infer and libraries not in _requirements_by_libraries:
+        _requirements_by_libraries[libraries] = model_requirements(info)
+    return info
+
+
+def model_requirements(info: ModelInfo) -> list[str]:
+    """The pip requirements a logged model was saved with (its requirements.txt)."""
+    location = mlflow.get_logged_model(info.model_id).artifact_location
+    with tempfile.TemporaryDirectory() as folder:
+        path = mlflow.artifacts.download_artifacts(f"{location}/requirements.txt", dst_path=folder)
+        return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
 
 
 def best_run(experiment_names: list[str] | str, metric: str = "val_rmse", filter_string: str = "") -> Run:
