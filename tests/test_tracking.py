@@ -81,7 +81,7 @@ def test_logged_pipeline_predicts_from_raw_trips_and_is_self_contained(store):
     assert (model_dir / "code" / "week2" / "utils.py").is_file()
 
 
-def test_requirements_are_inferred_once_per_set_of_libraries(store, monkeypatch):
+def test_requirements_are_inferred_once_per_set_of_libraries(store, monkeypatch, capfd):
     """MLflow's inference (a new Python process per model) runs for the first pipeline of a kind only."""
     from sklearn.linear_model import Ridge
     from xgboost import XGBRegressor
@@ -103,6 +103,8 @@ def test_requirements_are_inferred_once_per_set_of_libraries(store, monkeypatch)
             logged.append(tracking.log_pipeline(utils.make_pipeline(estimator).fit(X, y), X))
 
     assert len(inferred) == 2  # scikit-learn alone once, scikit-learn with xgboost once
+    capfd.readouterr()
     linear, ridge, boosted = map(tracking.model_requirements, logged)
+    assert "Downloading artifacts" not in capfd.readouterr().err  # quiet in a notebook
     assert "inferred-1==1.0" in linear and ridge == linear
     assert "inferred-2==1.0" in boosted

@@ -7,14 +7,17 @@ notebook sees the same runs whatever its working directory is.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import warnings
 from pathlib import Path
+from unittest import mock
 
 import mlflow
 import pandas as pd
 from mlflow.entities import Run
+from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
 from mlflow.exceptions import MlflowException
 from mlflow.models.model import ModelInfo
 
@@ -125,7 +128,9 @@ def log_pipeline(pipeline, example: pd.DataFrame, name: str = "model", **kwargs)
 def model_requirements(info: ModelInfo) -> list[str]:
     """The pip requirements a logged model was saved with (its requirements.txt)."""
     location = mlflow.get_logged_model(info.model_id).artifact_location
-    with tempfile.TemporaryDirectory() as folder:
+    # One small file: no "Downloading artifacts" bar in the notebook that logged the model.
+    quiet = {MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name: "false"}
+    with tempfile.TemporaryDirectory() as folder, mock.patch.dict(os.environ, quiet):
         path = mlflow.artifacts.download_artifacts(f"{location}/requirements.txt", dst_path=folder)
         return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
 
