@@ -110,7 +110,11 @@ def test_make_creates_the_venv_with_the_first_python_311_it_finds_else_uvs(tmp_p
     ("programs", "argument", "says"),
     [
         ({"python3": NOT_311}, None, "error: no Python 3.11 found: install uv"),
-        ({"python3": NOT_311, "uv": FAKE_UV}, "python3", "error: PYTHON=python3 is not Python 3.11: install uv"),
+        (
+            {"python3": NOT_311, "uv": FAKE_UV},
+            "python3",
+            "error: PYTHON=python3 is not Python 3.11: install uv",
+        ),
     ],
     ids=["none-and-no-uv", "PYTHON-given-is-not-3.11"],
 )
