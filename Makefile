@@ -2,23 +2,37 @@
 # `make` alone lists the targets. `make course` and `make test` set everything up on a fresh machine.
 
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# The Python that creates .venv: PYTHON if given, else python3.11 or python3 when it is 3.11, else
+# a uv-managed 3.11 (uv finds one or downloads it). PYTHON_311 prints the choice ("uv" for uv's).
+PYTHON ?=
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PYTHON_311 = for p in $(or $(PYTHON),python3.11 python3); do \
+	  command -v "$$p" >/dev/null && "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null \
+	    && { echo "$$p"; exit 0; }; \
+	done; [ -z "$(PYTHON)" ] && command -v uv >/dev/null && echo uv
+NO_PYTHON_311 = error: $(if $(PYTHON),PYTHON=$(PYTHON) is not Python 3.11,no Python 3.11 found): install uv (pipx install uv, or see docs.astral.sh/uv) and run make again, which then gets one; or install Python 3.11 and run make PYTHON=/path/to/python3.11
 
 .DEFAULT_GOAL := help
-.PHONY: help venv course test ui lab data lint format clean distclean lock
+.PHONY: help venv course test test-fast ui lab data lint format clean distclean lock
 
 help: ## list the targets
 	@echo "Week 2 · experiment tracking and model management with MLflow"
 	@echo
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@test -d $(VENV) || [ -n "$$($(PYTHON_311))" ] || { echo; echo "$(NO_PYTHON_311)"; }
 
 $(STAMP): requirements.txt pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "error: $(PYTHON) is not Python 3.11: run make PYTHON=/path/to/python3.11"; exit 1; }
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	@if [ ! -d $(VENV) ]; then \
+	  python=$$($(PYTHON_311)); \
+	  case "$$python" in \
+	    "") echo "$(NO_PYTHON_311)"; exit 1 ;; \
+	    uv) echo "creating $(VENV) with uv's Python 3.11 (no python3.11 on PATH)"; \
+	        uv venv --quiet --seed --python 3.11 $(VENV) ;; \
+	    *) echo "creating $(VENV) with $$python"; "$$python" -m venv $(VENV) ;; \
+	  esac; \
+	fi
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@# week2 is put on the path without registering it as a distribution: MLflow would otherwise
 	@# write `week2==…` into every logged model's requirements, which no index can install.
@@ -33,6 +47,12 @@ course: $(STAMP) ## run every notebook in order on the course data, then print a
 test: $(STAMP) ## the whole test suite, as CI runs it
 	$(PY) -m pytest
 
+# What needs servers, a browser, Spark, the real months or minutes is marked so in tests/ (pyproject
+# registers the markers); the notebooks run only in `make test`.
+FAST_TESTS := not servers and not browser and not spark and not real_data and not slow
+test-fast: $(STAMP) ## the unit tests that need no server, browser, Spark or real data (under 3 minutes)
+	$(PY) -m pytest tests -m "$(FAST_TESTS)" --durations=10
+
 ui: $(STAMP) ## MLflow UI on the course's tracking store at http://127.0.0.1:5000
 	$(PY) -m week2 ui
 
@@ -41,8 +61,9 @@ images: $(STAMP) ## redraw the diagrams and retake the MLflow UI screenshots in 
 	$(PY) images/draw_diagrams.py
 	$(PY) images/take_screenshots.py
 
-lab: $(STAMP) ## JupyterLab on notebooks/
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1
+# Jupyter refuses to start as root without --allow-root; in containers students often are root.
+lab: $(STAMP) ## JupyterLab on notebooks/ (http://127.0.0.1:8888)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 $$([ "$$(id -u)" -ne 0 ] || echo --allow-root)
 
 data: $(STAMP) ## get the course months (cache, mirror, public address) or the sample
 	$(PY) -m week2 data $(MONTHS)

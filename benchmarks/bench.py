@@ -48,8 +48,7 @@ def private_environment(folder: Path, **extra: str):
     saved = dict(os.environ)
     os.environ.update(
         {
-            "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
-            "WEEK2_ARTIFACTS": str(folder / "mlartifacts"),
+            **config.store_settings(folder),
             "WEEK2_SERVERS_DIR": str(folder / "servers"),
             "MPLBACKEND": "Agg",
             # MLflow prints a link for every run it ends on a server: hundreds of lines here.

@@ -6,11 +6,14 @@ settings are environment variables set once in `pytest_configure`, before any ke
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -24,12 +27,12 @@ SHARED_TLC = REPO_ROOT.parent / "shared" / "data" / "tlc"
 def pytest_configure(config: pytest.Config) -> None:
     scratch = Path(tempfile.mkdtemp(prefix="week2-tests-"))
     scratch.chmod(0o711)  # PostgreSQL of scenario 3 runs as its own account when we are root
+    from week2.config import store_settings
     from week2.machinery.servers import free_ports
 
-    server_port, scenario3_port, s3_port, postgres_port = free_ports(4)
+    server_port, scenario3_port, s3_port, postgres_port, webhook_port = free_ports(5)
     defaults = {
-        "MLFLOW_TRACKING_URI": f"sqlite:///{scratch / 'mlflow.db'}",
-        "WEEK2_ARTIFACTS": str(scratch / "mlartifacts"),
+        **store_settings(scratch),
         "WEEK2_DATA_DIR": str(scratch / "data"),
         "WEEK2_DATA": "sample",
         "WEEK2_SAMPLE_ROWS": "5000",
@@ -42,6 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "WEEK2_SCENARIO3_PORT": str(scenario3_port),
         "WEEK2_S3_PORT": str(s3_port),
         "WEEK2_POSTGRES_PORT": str(postgres_port),
+        "WEEK2_WEBHOOK_PORT": str(webhook_port),
     }
     if SHARED_TLC.is_dir():
         defaults["WEEK2_TLC_MIRROR"] = str(SHARED_TLC)
@@ -63,6 +67,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         servers.stop_scenario3()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that starts the scenario servers must be marked so, or `make test-fast` would start them."""
+    starts_servers = [item for item in items if "server_settings" in getattr(item, "fixturenames", ())]
+    unmarked = [item.nodeid for item in starts_servers if item.get_closest_marker("servers") is None]
+    if unmarked:
+        raise pytest.UsageError(f"mark @pytest.mark.servers (they start servers): {', '.join(unmarked)}")
+
+
 def _ipython_dir_with_strict_warnings(scratch: Path) -> Path:
     """An IPython profile whose startup makes deprecations from notebook code fail the cell."""
     startup = scratch / "ipython" / "profile_default" / "startup"
@@ -79,13 +91,43 @@ def real_month(month: str) -> Path:
     return path
 
 
+@functools.cache
+def _empty_store() -> Path:
+    """An empty SQLite store with MLflow's tables, made once: creating one takes seconds, a copy none."""
+    from mlflow import MlflowClient
+
+    folder = Path(os.environ["WEEK2_TEST_SCRATCH"]) / "empty-store"
+    folder.mkdir()
+    MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+    return folder / "mlflow.db"
+
+
+def use_store(patch: pytest.MonkeyPatch, folder: Path) -> str:
+    """Point MLflow and the course at a throwaway store in `folder`; return its tracking URI."""
+    from week2.config import store_settings
+
+    database = Path(folder) / "mlflow.db"
+    if not database.exists():
+        with closing(sqlite3.connect(_empty_store())) as empty, closing(sqlite3.connect(database)) as copy:
+            empty.backup(copy)
+            # The Default experiment keeps its artifacts in this store's folder, not the template's.
+            with copy:
+                copy.execute(
+                    "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                    (str(Path(folder) / "mlartifacts" / "0"),),
+                )
+    settings = store_settings(folder)
+    for name, value in settings.items():
+        patch.setenv(name, value)
+    return settings["MLFLOW_TRACKING_URI"]
+
+
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     """A private SQLite store and artifact root for one test."""
     import mlflow
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.setenv("WEEK2_ARTIFACTS", str(tmp_path / "mlartifacts"))
+    use_store(monkeypatch, tmp_path)
     yield tmp_path
     mlflow.set_tracking_uri(None)
 
@@ -97,8 +139,7 @@ def private_store(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("store")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
-        patch.setenv("WEEK2_ARTIFACTS", str(folder / "mlartifacts"))
+        use_store(patch, folder)
         yield folder
         # set_tracking_uri(None) deletes MLFLOW_TRACKING_URI: do it before the patch restores it.
         mlflow.set_tracking_uri(None)
@@ -136,7 +177,9 @@ def log_model_run(experiment: str, estimator, sample_xy, name: str, fit_seconds:
 
 # --- servers of the deployment scenarios, shared by the scenario and reliability tests ------------
 
-PORT_SETTINGS = ("WEEK2_SERVER_PORT", "WEEK2_SCENARIO3_PORT", "WEEK2_S3_PORT", "WEEK2_POSTGRES_PORT")
+PORT_SETTINGS = (
+    "WEEK2_SERVER_PORT", "WEEK2_SCENARIO3_PORT", "WEEK2_S3_PORT", "WEEK2_POSTGRES_PORT", "WEEK2_WEBHOOK_PORT",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import nbformat
 import pytest
 from conftest import process_gone
 
+from week2 import config
 from week2.machinery import course
 
 
@@ -49,7 +50,7 @@ def test_a_failure_names_the_notebook_and_the_cell(tmp_path):
 
 
 def test_summary_reports_data_runs_best_rmse_per_model_and_next_step(tmp_path, store):
-    mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
+    mlflow.set_tracking_uri(config.tracking_uri())  # the store fixture's
     mlflow.set_experiment("summary-test")
     for model, score in [("ridge", 7.7), ("ridge", 7.6), ("lasso", 11.2)]:
         with mlflow.start_run(tags={"model": model}):

@@ -363,6 +363,7 @@ def test_an_unknown_mode_is_refused(cache):
         data.resolve_months([MONTH], mode="offline")
 
 
+@pytest.mark.real_data
 def test_real_mode_uses_the_shared_mirror_when_present(cache, monkeypatch):
     shared = real_month(MONTH)
     monkeypatch.setenv("WEEK2_TLC_MIRROR", str(shared.parent))
@@ -389,6 +390,7 @@ def test_the_command_line_says_where_each_month_is(cache, monkeypatch, capsys):
 # --- the synthetic sample -----------------------------------------------------------------------------
 
 
+@pytest.mark.real_data
 @pytest.mark.parametrize("month", ["2021-01", "2022-01", "2023-01"])
 def test_synthetic_schema_equals_the_real_files(month, cache):
     real_path = real_month(month)

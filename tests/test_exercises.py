@@ -109,7 +109,18 @@ def executed_dir(private_store) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def needs(path: Path) -> list[pytest.MarkDecorator]:
+    """The markers of a notebook's run: all take a while; some start servers, one starts Spark."""
+    source = path.read_text()
+    marks = [pytest.mark.slow]
+    if "servers.start_" in source or "servers.ensure_" in source:
+        marks.append(pytest.mark.servers)
+    if "java" in nbformat.reads(source, as_version=4).metadata.get("week2", {}).get("requires", []):
+        marks.append(pytest.mark.spark)
+    return marks
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=needs(p), id=p.stem) for p in NOTEBOOKS])
 def test_notebook_runs_quietly_and_its_exercises_check_both_ways(path, executed_dir, capfd):
     notebook = nbformat.read(path, as_version=4)
     keys = exercise_keys(notebook)

@@ -32,6 +32,8 @@ from scipy import sparse
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.feature_extraction import DictVectorizer
 
+from week2.config import store_settings
+
 HOMEWORK = REPO_ROOT / "homework"
 MONTHS = ("2023-01", "2023-02", "2023-03")
 SAMPLE_TRIALS, SAMPLE_TOP_N = 2, 2
@@ -56,7 +58,7 @@ class HomeworkRun:
 
     @property
     def uri(self) -> str:
-        return f"sqlite:///{self.folder / 'mlflow.db'}"
+        return store_settings(self.folder)["MLFLOW_TRACKING_URI"]
 
     @property
     def submission(self) -> dict:
@@ -80,8 +82,7 @@ def start_homework(folder: Path, data_mode: str, trials: int, top_n: int, soluti
     `folder`; return the function that waits for it and gives its HomeworkRun."""
     environment = {
         **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
-        "WEEK2_ARTIFACTS": str(folder / "mlartifacts"),
+        **store_settings(folder),
         "WEEK2_DATA": data_mode,
         "PYTHONWARNINGS": STRICT_WARNINGS,
         **env,
@@ -173,6 +174,7 @@ def verdict_block(output: str, key: str) -> str:
 # --- the untouched starters ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_untouched_starters_fail_each_mlflow_question_with_its_file_and_todo(starters_run):
     output = starters_run.output
     assert starters_run.returncode == 1, output
@@ -206,6 +208,7 @@ def test_a_crashing_script_shows_its_last_line_not_its_traceback(scripts, tmp_pa
 # --- the reference solution on the sample --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_solution_passes_every_question_on_the_sample(solution_run):
     assert verdicts(solution_run.output) == [["PASS", f"q{i}"] for i in range(1, 7)]
     assert "scripts: homework/solution/" in solution_run.output and "Traceback" not in solution_run.output
@@ -249,6 +252,7 @@ def assert_pickles_follow_the_homework_steps(run: HomeworkRun, paths: list[Path]
         np.testing.assert_array_equal(y, df.duration.to_numpy())
 
 
+@pytest.mark.slow
 def test_preprocessing_writes_the_homework_pickles_exactly(solution_run):
     sample = solution_run.folder / "data" / "sample"
     assert_pickles_follow_the_homework_steps(
@@ -256,6 +260,7 @@ def test_preprocessing_writes_the_homework_pickles_exactly(solution_run):
     )
 
 
+@pytest.mark.slow
 def test_store_holds_the_runs_each_question_needs(solution_run, store_of, scripts):
     client = store_of(solution_run)
     common, check = scripts["common"], scripts["check"]
@@ -292,6 +297,7 @@ def test_store_holds_the_runs_each_question_needs(solution_run, store_of, script
     assert rmse == pytest.approx(best.data.metrics["test_rmse"], rel=1e-9)
 
 
+@pytest.mark.slow
 def test_grader_fails_what_the_store_does_not_hold(solution_run, store_of, scripts):
     store_of(solution_run)
     check, session = scripts["check"], solution_run.session
@@ -308,6 +314,7 @@ def test_grader_fails_what_the_store_does_not_hold(solution_run, store_of, scrip
     assert not nothing_new.passed
 
 
+@pytest.mark.slow
 def test_grader_fails_a_model_registered_from_the_wrong_run(solution_run, store_of, scripts):
     """Last of the sample tests: it registers one more version in the solution's store."""
     store_of(solution_run)

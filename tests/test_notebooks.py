@@ -14,6 +14,7 @@ import nbformat
 import pytest
 from conftest import REPO_ROOT, real_month
 
+from week2.config import store_settings
 from week2.machinery import course
 
 NOTEBOOKS = course.course_notebooks(REPO_ROOT / "notebooks")
@@ -44,13 +45,13 @@ def test_notebook_hard_codes_no_run_or_model_id(path):
     assert not re.search(r"models:/[^\"'{}]+/\d+", source), "a literal version: use an alias"
 
 
+@pytest.mark.real_data
 def test_notebook_01_on_the_real_months(tmp_path, monkeypatch):
     for month in ("2021-01", "2021-02"):
         real_month(month)
     env = {
         "WEEK2_DATA": "real",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "WEEK2_ARTIFACTS": str(tmp_path / "mlartifacts"),
+        **store_settings(tmp_path),
         "WEEK2_DATA_DIR": str(tmp_path / "data"),
     }
     for name, value in env.items():

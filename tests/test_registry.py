@@ -24,7 +24,7 @@ from week2 import config, data, plots, pyfunc_model, registry, tracking, utils
 
 @pytest.fixture(scope="module")
 def client(private_store):
-    mlflow.set_tracking_uri(f"sqlite:///{private_store / 'mlflow.db'}")
+    mlflow.set_tracking_uri(config.tracking_uri())  # private_store's
     return MlflowClient()
 
 

@@ -42,11 +42,13 @@ def _assert_load_is_whole(url: str, experiment_id: str, load: loadtest.Load) -> 
     assert loadtest.check_runs(url, run_ids, load.steps) == []
 
 
+@pytest.mark.servers
 def test_eight_clients_at_once_lose_nothing_on_the_team_server(team_server):
     experiment_id = MlflowClient(team_server).create_experiment("load-team-server")
     _assert_load_is_whole(team_server, experiment_id, LOAD)
 
 
+@pytest.mark.servers
 def test_eight_clients_at_once_lose_nothing_on_scenario3(scenario3):
     with servers.signed_in(servers.STUDENT):  # the spawned clients inherit the student's credentials
         experiment_id = MlflowClient(scenario3).create_experiment("load-scenario-3")
@@ -87,6 +89,7 @@ def _sweep(url: str, parent_id: str, experiment_id: str, logged: list[str]) -> N
     )
 
 
+@pytest.mark.servers
 def test_a_server_killed_mid_sweep_restarts_and_the_sweep_loses_nothing(team_server, monkeypatch):
     # The client's own retries (MLflow backs off and retries every request) carry the sweep over
     # the restart; a smaller backoff keeps the test short.
@@ -134,7 +137,7 @@ def test_a_server_killed_mid_sweep_restarts_and_the_sweep_loses_nothing(team_ser
 
 
 def test_two_writers_on_one_sqlite_file_without_a_server(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = config.store_settings(tmp_path)["MLFLOW_TRACKING_URI"]
     experiment_id = MlflowClient(uri).create_experiment(
         "two-notebooks", artifact_location=(tmp_path / "mlartifacts").as_uri()
     )
@@ -186,6 +189,7 @@ def test_an_unknown_alias_says_which_notebook_to_run(private_store):
     assert "no-such-alias" in message and "04-model-registry" in message
 
 
+@pytest.mark.servers
 def test_wrong_credentials_on_scenario3_say_which_settings_to_fix(scenario3, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", scenario3)
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", servers.STUDENT)

@@ -60,6 +60,7 @@ def _gone(pid: int) -> bool:
 # --- Scenario 2 ---------------------------------------------------------------------------------
 
 
+@pytest.mark.servers
 def test_team_server_starts_logs_runs_over_http_and_stops_by_pid(server_settings):
     port = server_settings["WEEK2_SERVER_PORT"]
     url = f"http://127.0.0.1:{port}"
@@ -94,6 +95,7 @@ def test_team_server_starts_logs_runs_over_http_and_stops_by_pid(server_settings
     assert "was running" in run_week2("server-stop").stdout  # "No team tracking server was running."
 
 
+@pytest.mark.servers
 def test_a_busy_port_is_refused_with_the_setting_to_change(server_settings):
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the port may be in TIME_WAIT
@@ -117,6 +119,7 @@ def test_a_stale_pid_file_never_signals_the_program_that_reused_the_pid(tmp_path
 # --- Scenario 3 ---------------------------------------------------------------------------------
 
 
+@pytest.mark.servers
 def test_a_failed_scenario3_start_stops_what_it_started_and_deletes_its_folder(server_settings, monkeypatch):
     skip_without_postgres()
     running_before_failure = []
@@ -163,6 +166,7 @@ def student_run(scenario3):
         return _log_small_model_run("student-run")
 
 
+@pytest.mark.servers
 def test_requests_without_valid_credentials_get_401(scenario3):
     search = f"{scenario3}/api/2.0/mlflow/experiments/search?max_results=1"
     student_password = servers.read_secrets()["student_password"]
@@ -172,6 +176,7 @@ def test_requests_without_valid_credentials_get_401(scenario3):
     assert requests.get(search, auth=(servers.STUDENT, student_password), timeout=10).status_code == 200
 
 
+@pytest.mark.servers
 def test_student_may_not_move_champion_but_the_admin_may(scenario3, student_run):
     name = "scenario-3-governed"
     client = MlflowClient(scenario3)
@@ -190,6 +195,7 @@ def test_student_may_not_move_champion_but_the_admin_may(scenario3, student_run)
         assert client.get_model_version_by_alias(name, "champion").version == version
 
 
+@pytest.mark.servers
 def test_the_student_manages_the_experiment_they_created(scenario3, student_run):
     with servers.signed_in(servers.STUDENT):
         experiment_id = MlflowClient(scenario3).get_run(student_run.run_id).info.experiment_id
@@ -198,6 +204,7 @@ def test_the_student_manages_the_experiment_they_created(scenario3, student_run)
     assert permission.permission == "MANAGE"
 
 
+@pytest.mark.servers
 def test_the_model_artifacts_are_objects_in_the_bucket(scenario3, student_run):
     listing = servers.s3_client().list_objects_v2(Bucket=servers.BUCKET, Prefix="artifacts/")
     keys = [o["Key"] for o in listing.get("Contents", [])]
@@ -206,6 +213,7 @@ def test_the_model_artifacts_are_objects_in_the_bucket(scenario3, student_run):
     assert any(k.endswith("/model.pkl") for k in model_keys), keys
 
 
+@pytest.mark.servers
 def test_the_run_is_rows_in_postgresql(scenario3, student_run):
     connection = servers.postgres_connection()
     try:
@@ -220,6 +228,7 @@ def test_the_run_is_rows_in_postgresql(scenario3, student_run):
         connection.close()
 
 
+@pytest.mark.servers
 def test_secrets_stay_private_and_out_of_command_lines(scenario3):
     path = servers.secrets_path()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -38,6 +38,7 @@ def champion(private_store, sample_xy):
     return version, pipeline
 
 
+@pytest.mark.servers
 def test_served_champion_answers_good_requests_and_rejects_bad_ones(champion, sample_xy):
     version, pipeline = champion
     trips = sample_xy[2][0].head(4)
@@ -59,6 +60,7 @@ def test_served_champion_answers_good_requests_and_rejects_bad_ones(champion, sa
     assert not server.log_path.exists()
 
 
+@pytest.mark.servers
 def test_a_server_that_cannot_start_fails_with_its_log_and_is_cleaned_up(private_store):
     server = serving.start_server("models:/no-such-model@champion")
     try:
@@ -143,6 +145,7 @@ def test_custom_model_clips_and_ships_only_the_code_it_imports(custom_model, sam
     assert shipped == {"__init__.py", "utils.py"}, shipped
 
 
+@pytest.mark.slow
 def test_custom_model_predicts_in_a_fresh_env_built_from_its_requirements(custom_model, sample_xy, tmp_path):
     info, pipeline = custom_model
     trips = sample_xy[1][0].head(20)

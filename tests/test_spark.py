@@ -14,6 +14,8 @@ from conftest import REPO_ROOT
 from week2 import config, data, spark, sweep, tracking
 from week2.machinery import servers
 
+pytestmark = pytest.mark.spark
+
 TRIALS = 4
 
 
@@ -31,6 +33,7 @@ def test_workers_are_never_pointed_at_a_sqlite_file(store, setup):
     assert "make server" in message and "MLFLOW_TRACKING_URI" in message and "\n" not in message
 
 
+@pytest.mark.servers
 def test_a_spark_sweep_logs_one_child_run_per_trial_to_the_team_server(server_settings, setup, monkeypatch):
     if shutil.which("java") is None:
         pytest.skip("Spark needs Java 17 (apt install openjdk-17-jre-headless); .ci/run installs it")
@@ -56,6 +59,7 @@ def test_a_spark_sweep_logs_one_child_run_per_trial_to_the_team_server(server_se
     assert sweep.params_of(best)["max_depth"] == int(best.data.params["max_depth"])
 
 
+@pytest.mark.servers
 def test_homework_hpo_runs_its_trials_on_spark_against_the_team_server(server_settings, tmp_path):
     if shutil.which("java") is None:
         pytest.skip("Spark needs Java 17 (apt install openjdk-17-jre-headless); .ci/run installs it")

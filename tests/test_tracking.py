@@ -170,3 +170,26 @@ def test_the_classic_view_address():
     assert tracking.classic_view("http://127.0.0.1:5001/") == (
         "http://127.0.0.1:5001/#/experiments?workflowType=machine_learning"
     )
+
+
+def test_log_pipeline_names_its_requirements_instead_of_inferring_them(store, monkeypatch):
+    """No inference (a Python process per model, and psutil listed because joblib imports it)."""
+    from xgboost import XGBRegressor
+
+    def infer(*args, **kwargs):
+        raise AssertionError("log_pipeline asked MLflow to infer requirements")
+
+    monkeypatch.setattr(mlflow.models, "infer_pip_requirements", infer)
+    X = pd.DataFrame({"PULocationID": [1, 2, 1], "DOLocationID": [3, 3, 4], "trip_distance": [1.0, 2, 3]})
+    y = [5.0, 10.0, 15.0]
+    tracking.setup_mlflow("requirements")
+    for estimator, extra in ((LinearRegression(), set()), (XGBRegressor(n_estimators=2), {"xgboost"})):
+        pipeline = utils.make_pipeline(estimator).fit(X, y)
+        with mlflow.start_run():
+            info = tracking.log_pipeline(pipeline, X)
+        listed = Path(mlflow.pyfunc.get_model_dependencies(info.model_uri)).read_text().split()
+        names = {line.split("==")[0] for line in listed}
+        assert {"mlflow", "scikit-learn", "skops"} | extra <= names
+        assert not names & {"psutil", "hyperopt", "pyspark", "week2"}
+        loaded = mlflow.pyfunc.load_model(info.model_uri).predict(X)
+        assert list(loaded) == pytest.approx(list(pipeline.predict(X)))

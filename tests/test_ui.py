@@ -14,9 +14,13 @@ import pytest
 from week2 import config
 from week2.machinery import ui
 
-pytestmark = pytest.mark.skipif(
-    not ui.CHROMIUM.is_file(), reason=f"{ui.CHROMIUM} is missing: install Debian's chromium package"
-)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.servers,
+    pytest.mark.skipif(
+        not ui.CHROMIUM.is_file(), reason=f"{ui.CHROMIUM} is missing: install Debian's chromium package"
+    ),
+]
 
 SAMPLE_ROWS = 3000  # enough for notebook 04's gate, small enough to keep the module under a minute
 ARTIFACTS = config.REPO_ROOT / "build" / "test-artifacts"

@@ -48,6 +48,7 @@ def test_rmse_matches_definition():
     assert utils.rmse([1, 2], [1, 2]) == 0.0
 
 
+@pytest.mark.real_data
 def test_real_january_2021_gives_the_course_numbers():
     """The preprocessing must stay exactly the course's: its published figures for Jan/Feb 2021."""
     train = utils.read_dataframe(real_month("2021-01"))

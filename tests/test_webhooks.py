@@ -44,28 +44,26 @@ def guarded(server_settings, sample_xy, tmp_path_factory):
     (X_train, y_train), (X_val, _), _ = sample_xy
     smoke = tmp_path_factory.mktemp("smoke") / "smoke.parquet"
     X_val.head(50).to_parquet(smoke)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WEEK2_WEBHOOK_PORT", str(servers.free_ports(1)[0]))
-        url = servers.start_team_server()
-        receiver = servers.start_webhook_receiver(smoke)
-        mlflow.set_tracking_uri(url)
-        client = MlflowClient()
-        client.create_webhook(
-            name="smoke-test-champion",
-            url=f"{receiver}/",
-            events=["model_version_alias.created"],
-            secret=servers.webhook_secret(),
+    url = servers.start_team_server()
+    receiver = servers.start_webhook_receiver(smoke)
+    mlflow.set_tracking_uri(url)
+    client = MlflowClient()
+    client.create_webhook(
+        name="smoke-test-champion",
+        url=f"{receiver}/",
+        events=["model_version_alias.created"],
+        secret=servers.webhook_secret(),
+    )
+    mlflow.set_experiment("webhooks")
+    with mlflow.start_run():
+        good = tracking.log_pipeline(
+            utils.make_pipeline(LinearRegression()).fit(X_train, y_train),
+            X_train,
+            registered_model_name=MODEL,
         )
-        mlflow.set_experiment("webhooks")
-        with mlflow.start_run():
-            good = tracking.log_pipeline(
-                utils.make_pipeline(LinearRegression()).fit(X_train, y_train),
-                X_train,
-                registered_model_name=MODEL,
-            )
-        yield client, receiver, good
-        servers.stop_team_server()
-        mlflow.set_tracking_uri(None)
+    yield client, receiver, good
+    servers.stop_team_server()
+    mlflow.set_tracking_uri(None)
 
 
 def wait_for(condition, seconds: float = 60):
@@ -85,6 +83,7 @@ def deliveries(receiver: str) -> list[dict]:
     return requests.get(f"{receiver}/deliveries", timeout=10).json()
 
 
+@pytest.mark.servers
 def test_moving_champion_to_a_version_that_cannot_predict_rolls_it_back(guarded):
     client, receiver, good = guarded
     client.set_registered_model_alias(MODEL, "champion", good.registered_model_version)
@@ -109,6 +108,7 @@ def test_moving_champion_to_a_version_that_cannot_predict_rolls_it_back(guarded)
     assert [d["rolled_back_to"] for d in failed] == [good.registered_model_version]
 
 
+@pytest.mark.servers
 def test_a_forged_delivery_is_refused_and_changes_nothing(guarded):
     client, receiver, good = guarded
     before = deliveries(receiver)
@@ -120,6 +120,7 @@ def test_a_forged_delivery_is_refused_and_changes_nothing(guarded):
     assert deliveries(receiver) == before
 
 
+@pytest.mark.servers
 def test_the_receiver_stops_with_the_team_server(guarded):
     _, receiver, _ = guarded
     assert servers.is_healthy(receiver)

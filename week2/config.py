@@ -167,6 +167,18 @@ def artifacts_dir() -> Path:
     return _folder("WEEK2_ARTIFACTS", REPO_ROOT / "mlartifacts")
 
 
+def store_settings(folder: Path) -> dict[str, str]:
+    """The settings of a tracking store and artifact root of their own inside `folder`.
+
+    The one recipe for a throwaway store: the tests, the screenshots and the benchmarks put these
+    into the environment so that nothing they log reaches the course's `mlflow.db`.
+    """
+    return {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{Path(folder) / 'mlflow.db'}",
+        "WEEK2_ARTIFACTS": str(Path(folder) / "mlartifacts"),
+    }
+
+
 def data_dir() -> Path:
     return _folder("WEEK2_DATA_DIR", REPO_ROOT / "data")
 

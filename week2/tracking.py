@@ -235,23 +235,26 @@ def log_dataset(df: pd.DataFrame, path: str | Path, context: str, name: str) -> 
 
 
 def log_pipeline(pipeline, example: pd.DataFrame, name: str = "model", **kwargs) -> ModelInfo:
-    """Log a fitted preprocessing+estimator pipeline as one self-contained model.
+    """Log a fitted preprocessing+estimator pipeline as notebook 01 types it, for the later notebooks.
 
-    The input example is a DataFrame of raw trip columns, so the signature says what a caller
-    sends; `week2` travels with the model (`code_paths`) because the pipeline calls into it;
-    cloudpickle because skops, the default, refuses tree ensembles it does not trust.
+    skops (MLflow's safe default format) with the types we trust, the trip signature, the `week2`
+    code the pipeline calls into, and requirements named rather than inferred: inference loads the
+    model in a new Python process (seconds per model) and lists psutil, which joblib imports.
     """
-    with warnings.catch_warnings():
-        # Zone IDs are never missing, so MLflow's hint about integer columns and NaN does not apply.
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
-        return mlflow.sklearn.log_model(
-            pipeline,
-            name=name,
-            input_example=example.head(5),
-            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-            code_paths=[str(config.REPO_ROOT / "week2")],
-            **kwargs,
-        )
+    from week2 import models
+
+    boosted = any(type(step).__module__.startswith("xgboost") for _, step in pipeline.steps)
+    packages = models.XGBOOST_PACKAGES if boosted else models.PACKAGES
+    return mlflow.sklearn.log_model(
+        pipeline,
+        name=name,
+        signature=models.SIGNATURE,
+        input_example=example.head(5),
+        skops_trusted_types=models.TRUSTED_TYPES,
+        code_paths=models.WEEK2_CODE,
+        pip_requirements=models.requirements(packages),
+        **kwargs,
+    )
 
 
 def best_run(experiment_names: list[str] | str, metric: str = "val_rmse", filter_string: str = "") -> Run:

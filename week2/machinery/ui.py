@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from week2 import config
 from week2.config import REPO_ROOT
 from week2.machinery import processes, servers
 from week2.machinery.course import course_notebooks, execute_notebook
@@ -37,8 +38,7 @@ localStorage.setItem("mlflow.assistant.fab.autoOpenedOnFirstLoad_v1", "true");
 def sample_store_settings(folder: Path, sample_rows: int) -> dict[str, str]:
     """Environment for a throwaway tracking store in `folder`, filled from the synthetic sample."""
     return {
-        "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
-        "WEEK2_ARTIFACTS": str(folder / "mlartifacts"),
+        **config.store_settings(folder),
         "WEEK2_DATA_DIR": str(folder / "data"),
         "WEEK2_DATA": "sample",
         "WEEK2_SAMPLE_ROWS": str(sample_rows),
