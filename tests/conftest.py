@@ -175,6 +175,31 @@ def log_model_run(experiment: str, estimator, sample_xy, name: str, fit_seconds:
     return mlflow.get_run(run.info.run_id), pipeline
 
 
+def log_custom_model(pipeline, folder: Path, example, clip: tuple[float, float] = (5.0, 20.0)):
+    """Notebook 05's custom model around `pipeline`, logged from code as the notebook logs it."""
+    import joblib
+    import mlflow
+
+    from week2 import pyfunc_model
+
+    artifacts = {}
+    for key, step in (("preprocessor", "preprocess"), ("estimator", "model")):
+        artifacts[key] = str(folder / f"{key}.joblib")
+        joblib.dump(pipeline.named_steps[step], artifacts[key])
+    dependencies = pyfunc_model.model_dependencies(pipeline, model_file=pyfunc_model.MODEL_FILE)
+    with dependencies as (code_paths, requirements), mlflow.start_run(run_name="custom-pyfunc"):
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=pyfunc_model.MODEL_FILE,
+            artifacts=artifacts,
+            model_config={"min_minutes": clip[0], "max_minutes": clip[1]},
+            code_paths=code_paths,
+            pip_requirements=requirements,
+            signature=pyfunc_model.TRIP_SIGNATURE,
+            input_example=example.head(5),
+        )
+
+
 # --- servers of the deployment scenarios, shared by the scenario and reliability tests ------------
 
 PORT_SETTINGS = (

@@ -8,14 +8,13 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-import joblib
 import mlflow
 import nbformat
 import numpy as np
 import pytest
 import skops
 import skops.io
-from conftest import REPO_ROOT, log_model_run
+from conftest import REPO_ROOT, log_custom_model, log_model_run
 from mlflow import MlflowClient
 from sklearn.linear_model import Lasso, LinearRegression, Ridge
 
@@ -205,24 +204,8 @@ def test_the_scenario_model_ships_utils_and_requires_only_what_it_imports(client
 def custom_model(client, runs, sample_xy, tmp_path_factory):
     """Notebook 05's custom model around a logged pipeline, logged from code as the notebook does."""
     ridge, pipeline = runs["ridge"]
-    folder = tmp_path_factory.mktemp("components")
-    artifacts = {}
-    for key, step in (("preprocessor", "preprocess"), ("estimator", "model")):
-        artifacts[key] = str(folder / f"{key}.joblib")
-        joblib.dump(pipeline.named_steps[step], artifacts[key])
     tracking.setup_mlflow("05-test-custom-model")
-    dependencies = pyfunc_model.model_dependencies(pipeline, model_file=pyfunc_model.MODEL_FILE)
-    with dependencies as (code_paths, requirements), mlflow.start_run():
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=pyfunc_model.MODEL_FILE,
-            artifacts=artifacts,
-            model_config={"min_minutes": 5.0, "max_minutes": 20.0},
-            code_paths=code_paths,
-            pip_requirements=requirements,
-            signature=pyfunc_model.TRIP_SIGNATURE,
-            input_example=sample_xy[1][0].head(5),
-        )
+    info = log_custom_model(pipeline, tmp_path_factory.mktemp("components"), sample_xy[1][0])
     return info, pipeline
 
 

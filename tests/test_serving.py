@@ -9,18 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import joblib
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 import requests
-from conftest import log_model_run
+from conftest import log_custom_model, log_model_run
 from mlflow import MlflowClient
 from sklearn.linear_model import LinearRegression
 
 from week2 import __main__ as cli
-from week2 import config, data, pyfunc_model, registry, utils
+from week2 import config, data, registry, utils
 from week2.machinery import processes, serving
 
 FRESH_ENV_TIMEOUT_SECONDS = 600  # a cold uv cache downloads MLflow and its dependencies once
@@ -110,23 +109,7 @@ def test_batch_scoring_without_the_alias_says_what_to_run(champion, tmp_path, ca
 def custom_model(champion, sample_xy, tmp_path_factory):
     """The custom pyfunc around the champion's pipeline, logged as notebook 05 logs it, clipping at 5-20."""
     _, pipeline = champion
-    folder = tmp_path_factory.mktemp("components")
-    artifacts = {}
-    for key, step in (("preprocessor", "preprocess"), ("estimator", "model")):
-        artifacts[key] = str(folder / f"{key}.joblib")
-        joblib.dump(pipeline.named_steps[step], artifacts[key])
-    dependencies = pyfunc_model.model_dependencies(pipeline, model_file=pyfunc_model.MODEL_FILE)
-    with dependencies as (code_paths, requirements), mlflow.start_run(run_name="custom-pyfunc"):
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=pyfunc_model.MODEL_FILE,
-            artifacts=artifacts,
-            model_config={"min_minutes": 5.0, "max_minutes": 20.0},
-            code_paths=code_paths,
-            pip_requirements=requirements,
-            signature=pyfunc_model.TRIP_SIGNATURE,
-            input_example=sample_xy[0][0].head(5),
-        )
+    info = log_custom_model(pipeline, tmp_path_factory.mktemp("components"), sample_xy[0][0])
     return info, pipeline
 
 

@@ -238,6 +238,17 @@ class Service:
         write_text_atomically(self.pid_file, json.dumps(record))
         return popen
 
+    def start_and_wait(
+        self, command: list[str], ready: Callable[[], bool], what: str, env: dict[str, str] | None = None
+    ) -> None:
+        """`start`, then `wait_until(ready)`; a start that dies or hangs leaves nothing running."""
+        self.start(command, env=env)
+        try:
+            wait_until(ready, self, what)
+        except BaseException:
+            self.stop()
+            raise
+
     def stop(self, stop_signal: signal.Signals = signal.SIGTERM) -> bool:
         """Send `stop_signal`, then kill what is left of the process tree; False if it was not running."""
         process = self.process()

@@ -149,12 +149,10 @@ def start_team_server() -> str:
         return url
     service.stop()  # a process left half-started, if any
     require_free_ports({"WEEK2_SERVER_PORT": config.server_port()})
-    service.start(list(service.command), env=mlflow_server_env(**LOCAL_WEBHOOKS))
-    try:
-        wait_until(lambda: is_healthy(url), service, f"The team tracking server on {url}")
-    except BaseException:
-        service.stop()
-        raise
+    what = f"The team tracking server on {url}"
+    service.start_and_wait(
+        list(service.command), lambda: is_healthy(url), what, mlflow_server_env(**LOCAL_WEBHOOKS)
+    )
     return url
 
 
@@ -206,12 +204,8 @@ def start_webhook_receiver(smoke_sample: Path, alias: str = "champion") -> str:
         sys.executable, "-m", "week2.machinery.webhooks", "--port", str(config.webhook_port()),
         "--tracking-uri", team_server_url(), "--smoke-sample", str(smoke_sample), "--alias", alias,
     ]  # fmt: skip
-    service.start(command, env={**mlflow_server_env(), webhooks.SECRET_VARIABLE: webhook_secret()})
-    try:
-        wait_until(lambda: is_healthy(url), service, f"The webhook receiver on {url}")
-    except BaseException:
-        service.stop()
-        raise
+    env = {**mlflow_server_env(), webhooks.SECRET_VARIABLE: webhook_secret()}
+    service.start_and_wait(command, lambda: is_healthy(url), f"The webhook receiver on {url}", env)
     return url
 
 
