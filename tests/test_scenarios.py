@@ -140,6 +140,7 @@ def test_a_failed_scenario3_start_stops_what_it_started_and_deletes_its_folder(s
     assert not servers.scenario3_folder().exists()
 
 
+@pytest.mark.servers
 def test_data_without_its_secrets_is_refused_in_one_line_and_kept(server_settings):
     pgdata = servers.scenario3_folder() / "pgdata"
     pgdata.mkdir(parents=True)

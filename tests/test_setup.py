@@ -24,7 +24,7 @@ import requests
 import yaml
 from conftest import REPO_ROOT
 
-from week2.__main__ import UI_PORT_DEFAULT
+from week2.config import UI_PORT_DEFAULT
 from week2.machinery import servers
 
 MAKE = shutil.which("make") or "make"

@@ -287,8 +287,11 @@ def postgres_port() -> int:
     return _port("WEEK2_POSTGRES_PORT", 5433)
 
 
+UI_PORT_DEFAULT = 5000
+
+
 def ui_port() -> int:
-    return _port("WEEK2_UI_PORT", 5000)
+    return _port("WEEK2_UI_PORT", UI_PORT_DEFAULT)
 
 
 def webhook_port() -> int:
