@@ -176,6 +176,7 @@ def test_ctrl_c_stops_the_course_and_the_servers_its_notebook_started(tmp_path, 
 
 def test_a_second_course_run_on_the_same_store_refuses_in_one_line(tmp_path, store):
     holder = course.store_lock(f"sqlite:///{store / 'mlflow.db'}")
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in store.iterdir() if "lock" not in p.name)
     with holder as lock_file:
         assert lock_file.parent == store
         second = subprocess.run(
@@ -190,6 +191,7 @@ def test_a_second_course_run_on_the_same_store_refuses_in_one_line(tmp_path, sto
         f"error: another course run (pid {os.getpid()}) is using sqlite:///{store / 'mlflow.db'}: "
         "wait for it to finish, or set MLFLOW_TRACKING_URI to another store."
     )
-    assert not (store / "mlflow.db").exists()  # nothing ran
+    after = sorted((p.name, p.stat().st_mtime_ns) for p in store.iterdir() if "lock" not in p.name)
+    assert after == before  # nothing ran: the store and its folder are as they were
     with course.store_lock(f"sqlite:///{store / 'mlflow.db'}"):
         pass  # released with its holder

@@ -258,6 +258,7 @@ def test_model_dependencies_follow_the_week2_modules_a_module_imports(tmp_path):
     with pyfunc_model.model_dependencies(model_file=model_file) as (code_paths, requirements):
         shipped = sorted(p.name for p in Path(code_paths[0]).iterdir())
 
-    assert shipped == ["__init__.py", "sweep.py", "utils.py"]  # sweep imports utils
+    # sweep imports models and utils, models imports config, config imports errors: all travel.
+    assert shipped == ["__init__.py", "config.py", "errors.py", "models.py", "sweep.py", "utils.py"]
     assert {"hyperopt", "xgboost"} <= {r.split("==")[0] for r in requirements}  # sweep needs them
     assert not Path(code_paths[0]).exists()  # the copy lives only as long as the `with` block
