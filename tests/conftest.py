@@ -83,6 +83,19 @@ def _ipython_dir_with_strict_warnings(scratch: Path) -> Path:
     return scratch / "ipython"
 
 
+@pytest.fixture(autouse=True)
+def _sys_path_as_it_was():
+    """Each test starts with the same sys.path.
+
+    Loading a model logged with `code_paths` puts its `code/` folder first on sys.path (MLflow does
+    so to import the model's modules), and that folder holds a partial `week2` package. Processes a
+    later test spawns through multiprocessing inherit sys.path and would import that copy.
+    """
+    saved = list(sys.path)
+    yield
+    sys.path[:] = saved
+
+
 def real_month(month: str) -> Path:
     """The shared real file of `month`, or skip the test when it is not on this machine."""
     path = SHARED_TLC / f"green_tripdata_{month}.parquet"
