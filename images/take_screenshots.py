@@ -8,7 +8,8 @@ nothing to these pages). Then `mlflow ui` is started on the store and three page
 - ui-runs.png: the runs of the course experiment with the most model families (notebook 02's),
   best validation RMSE first;
 - ui-compare-runs.png: notebook 01's runs compared side by side (differing parameters, metrics);
-- ui-registered-model.png: the registered model's versions and their aliases.
+- ui-registered-model.png: the registered model's versions and their aliases;
+- ui-sweep-parallel-coordinates.png: notebook 03's trials in the parallel-coordinates plot.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ NOTEBOOKS = ("01", "02", "03", "04")  # those present are run: 02 and 03 are opt
 SAMPLE_ROWS = 5000
 SWEEP_TRIALS = 8  # notebook 03's trials: its runs are not in the pictures, so keep it quick
 ALIASES = ("champion",)
+SWEEP_EXPERIMENT, SWEEP_RUN = "03-hyperparameter-sweep", "xgboost-sweep"
 
 
 def fill_store(folder: Path) -> None:
@@ -68,6 +70,19 @@ def take(out: Path) -> list[Path]:
 
         versions = ui.show_registered_model(page, url, config.model_name(), ALIASES)
         shots.append(ui.screenshot(page, out / "ui-registered-model.png", bottom=versions))
+
+        sweep = client.get_experiment_by_name(SWEEP_EXPERIMENT)
+        if sweep is not None:
+            (parent,) = client.search_runs(
+                [sweep.experiment_id], f"attributes.run_name = '{SWEEP_RUN}'", max_results=1
+            )
+            trials = client.search_runs(
+                [sweep.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+            )
+            plot = ui.show_parallel_coordinates(
+                page, url, sweep.experiment_id, [r.info.run_id for r in trials]
+            )
+            shots.append(ui.screenshot(page, out / "ui-sweep-parallel-coordinates.png", bottom=plot))
     for shot in shots:
         shrink_png(shot)
         print(shot)

@@ -147,6 +147,21 @@ def show_comparison(
     return page.get_by_text(metric, exact=True).last
 
 
+def show_parallel_coordinates(page, url: str, experiment_id: str, run_ids: list[str]):
+    """A sweep's trials compared, the page's parallel-coordinates plot in view; returns the plot.
+
+    MLflow draws one line per run across the parameters that differ and the metric, which is how a
+    sweep shows where the good trials sit.
+    """
+    runs = ",".join(f'"{run_id}"' for run_id in run_ids)
+    _open(page, url, f'compare-runs?runs=[{runs}]&experiments=["{experiment_id}"]')
+    page.get_by_text("Run details").wait_for()
+    plot = page.locator(".js-plotly-plot").first
+    plot.wait_for()
+    _grow(page)
+    return plot
+
+
 def show_registered_model(page, url: str, name: str, aliases: Iterable[str]):
     """A registered model's page with its versions and their aliases in view; returns the versions table."""
     _open(page, url, f"models/{name}")
