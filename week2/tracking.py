@@ -245,16 +245,19 @@ def log_pipeline(pipeline, example: pd.DataFrame, name: str = "model", **kwargs)
 
     boosted = any(type(step).__module__.startswith("xgboost") for _, step in pipeline.steps)
     packages = models.XGBOOST_PACKAGES if boosted else models.PACKAGES
-    return mlflow.sklearn.log_model(
-        pipeline,
-        name=name,
-        signature=models.SIGNATURE,
-        input_example=example.head(5),
-        skops_trusted_types=models.TRUSTED_TYPES,
-        code_paths=models.WEEK2_CODE,
-        pip_requirements=models.requirements(packages),
-        **kwargs,
-    )
+    with warnings.catch_warnings():
+        # Zone IDs are never missing, so MLflow's hint about integer columns and NaN does not apply.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        return mlflow.sklearn.log_model(
+            pipeline,
+            name=name,
+            signature=models.SIGNATURE,
+            input_example=example.head(5),
+            skops_trusted_types=models.TRUSTED_TYPES,
+            code_paths=models.WEEK2_CODE,
+            pip_requirements=models.requirements(packages),
+            **kwargs,
+        )
 
 
 def best_run(experiment_names: list[str] | str, metric: str = "val_rmse", filter_string: str = "") -> Run:
