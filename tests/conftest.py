@@ -25,6 +25,10 @@ SHARED_TLC = REPO_ROOT.parent / "shared" / "data" / "tlc"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # `make test` runs the suite inside make: the make commands the tests run must behave as a
+    # student's own (no "make[1]:" prefixes, none of the outer make's flags).
+    for variable in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"):
+        os.environ.pop(variable, None)
     scratch = Path(tempfile.mkdtemp(prefix="week2-tests-"))
     scratch.chmod(0o711)  # PostgreSQL of scenario 3 runs as its own account when we are root
     from week2.config import store_settings
