@@ -60,7 +60,11 @@ def session(app_name: str = "week2-sweep"):
         warnings.filterwarnings(
             "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
         )
-        return builder.getOrCreate()
+        session = builder.getOrCreate()
+    # Spark logs WARN lines to the terminal of whoever started it (`make course`), some of them as
+    # it shuts down (temporary folders it deletes its own way): errors are what a student needs.
+    session.sparkContext.setLogLevel("ERROR")
+    return session
 
 
 @dataclass(frozen=True)
