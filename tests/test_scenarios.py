@@ -211,7 +211,7 @@ def test_the_model_artifacts_are_objects_in_the_bucket(scenario3, student_run):
     keys = [o["Key"] for o in listing.get("Contents", [])]
     model_keys = [k for k in keys if student_run.model_id in k]
     assert any(k.endswith("/MLmodel") for k in model_keys), keys
-    assert any(k.endswith("/model.pkl") for k in model_keys), keys
+    assert any(k.endswith("/model.skops") for k in model_keys), keys  # skops, the safe format
 
 
 @pytest.mark.servers
