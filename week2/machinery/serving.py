@@ -10,6 +10,7 @@ on error. `invoke` sends trips to its `/invocations` endpoint. `score_month` loa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+import psutil
 import requests
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
@@ -117,6 +119,12 @@ def stop_server(server: ModelServer) -> None:
     """Stop the server and every process it started; its log goes too, unless it died on its own."""
     died = server.process.poll() is not None  # poll() also reaps it
     server.service.stop()
+    if server.process.poll() is None:
+        # The pid record could not vouch for it (a process on its way out can show an empty command
+        # line), but this Popen is the very process we started: stop it and reap it.
+        with contextlib.suppress(psutil.NoSuchProcess):
+            processes.stop_process_tree(psutil.Process(server.process.pid))
+        server.process.wait(processes.STOP_TIMEOUT_SECONDS)
     if not died:
         server.service.log_file.unlink(missing_ok=True)
 
