@@ -100,6 +100,21 @@ def _sys_path_as_it_was():
     sys.path[:] = saved
 
 
+def tree_with_mtimes(folder: Path) -> dict[str, float]:
+    """Every file and folder under `folder` with its modification time, outside the big caches.
+
+    The caches are pruned, not walked and filtered: .venv alone holds tens of thousands of files.
+    """
+    skip = {".venv", ".git", "__pycache__", ".ruff_cache", ".pytest_cache"}
+    tree = {}
+    for root, folders, files in os.walk(folder):
+        folders[:] = [name for name in folders if name not in skip]
+        for name in folders + files:
+            path = Path(root, name)
+            tree[str(path.relative_to(folder))] = path.lstat().st_mtime
+    return tree
+
+
 def real_month(month: str) -> Path:
     """The shared real file of `month`, or skip the test when it is not on this machine."""
     path = SHARED_TLC / f"green_tripdata_{month}.parquet"

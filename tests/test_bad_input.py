@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import tree_with_mtimes
 
 from week2.machinery import servers
 
@@ -94,15 +95,6 @@ MAKE_CASES = {
 }
 
 
-def _tree(folder: Path) -> dict[str, float]:
-    skip = {".venv", ".git", "__pycache__", ".ruff_cache", ".pytest_cache"}
-    return {
-        str(p.relative_to(folder)): p.stat().st_mtime
-        for p in folder.rglob("*")
-        if not skip & set(p.relative_to(folder).parts)
-    }
-
-
 @pytest.fixture
 def sandbox(tmp_path):
     """(folder, environment): the course's folders and store in `folder`, which has one file in the way."""
@@ -129,7 +121,7 @@ def _refused(command: list[str], changes: dict[str, str], says: str, sandbox) ->
     folder, env = sandbox
     dead_port = servers.free_ports(1)[0]
     env = {**env, **{name: _fill(value, folder, dead_port) for name, value in changes.items()}}
-    before_sandbox, before_repo = _tree(folder), _tree(REPO_ROOT)
+    before_sandbox, before_repo = tree_with_mtimes(folder), tree_with_mtimes(REPO_ROOT)
     started = time.monotonic()
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert time.monotonic() - started < DEADLINE_SECONDS + 15  # + starting Python on a busy machine
@@ -138,8 +130,8 @@ def _refused(command: list[str], changes: dict[str, str], says: str, sandbox) ->
     assert len(ours) == 1 and ours[0].startswith("error: "), result.stderr
     assert _fill(says, folder, dead_port) in ours[0]
     assert "Traceback" not in result.stderr + result.stdout
-    assert _tree(folder) == before_sandbox
-    assert _tree(REPO_ROOT) == before_repo
+    assert tree_with_mtimes(folder) == before_sandbox
+    assert tree_with_mtimes(REPO_ROOT) == before_repo
     return result
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import tree_with_mtimes
 
 from week2 import config
 
@@ -15,24 +16,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 MODULES = ["week2"] + sorted(f"week2.{p.stem}" for p in (REPO_ROOT / "week2").glob("[a-z]*.py"))
 
 
-def _tree(folder: Path) -> set[str]:
-    skip = {".venv", ".git", "__pycache__", ".ruff_cache", ".pytest_cache"}
-    return {
-        str(p.relative_to(folder)) for p in folder.rglob("*") if not skip & set(p.relative_to(folder).parts)
-    }
-
-
 def test_importing_week2_creates_no_file_or_directory(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WEEK2_", "MLFLOW_"))}
     env["HOME"] = str(tmp_path / "home")
     (tmp_path / "home").mkdir()
-    before_repo, before_cwd = _tree(REPO_ROOT), _tree(tmp_path)
+    before_repo, before_cwd = tree_with_mtimes(REPO_ROOT), tree_with_mtimes(tmp_path)
 
     code = "import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]"
     subprocess.run([sys.executable, "-B", "-c", code, *MODULES], cwd=tmp_path, env=env, check=True)
 
-    assert _tree(REPO_ROOT) == before_repo
-    assert _tree(tmp_path) == before_cwd
+    assert tree_with_mtimes(REPO_ROOT) == before_repo
+    assert tree_with_mtimes(tmp_path) == before_cwd
 
 
 def test_default_tracking_uri_is_an_absolute_sqlite_file_at_the_repo_root(monkeypatch):
