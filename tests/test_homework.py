@@ -344,7 +344,10 @@ def test_autolog_records_the_same_from_a_matrix_it_cannot_make_dense(scripts, st
     X = sparse.random(300, 40, density=0.05, format="csr", random_state=0)
     y = rng.normal(size=300)
     mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
-    mlflow.set_experiment("sparse-autolog")
+    # An artifact root of its own: by default MLflow would put the artifacts in ./mlruns of the checkout.
+    artifacts = (store / "mlartifacts").as_uri()
+    experiment_id = mlflow.create_experiment("sparse-autolog", artifact_location=artifacts)
+    mlflow.set_experiment(experiment_id=experiment_id)
     mlflow.sklearn.autolog(log_datasets=False)
     try:
         recorded = {}
