@@ -55,7 +55,31 @@ def sweep_recorded_its_cost() -> None:
     assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= system, system
 
 
-AFTER_RUNNING = {"03-hyperparameter-sweep": sweep_recorded_its_cost}
+NOT_NEEDED_TO_PREDICT = {"pyspark", "hyperopt", "psutil"}
+
+
+def models_of_01_to_03_require_only_what_predicting_needs() -> None:
+    """No model 01–03 logged (the exercises' included) requires Spark, hyperopt or psutil."""
+    import mlflow
+
+    experiments = mlflow.search_experiments(filter_string="name LIKE '0%'")
+    lessons = [e.experiment_id for e in experiments if e.name[:2] in ("01", "02", "03")]
+    logged = mlflow.search_logged_models(experiment_ids=lessons, output_format="list")
+    # 01: three baselines and the exercise's; 02: autolog, four families, the exercise's; 03: the sweep's.
+    assert len(logged) == 4 + 6 + 1, [m.name for m in logged]
+    for model in logged:
+        text = Path(mlflow.pyfunc.get_model_dependencies(model.model_uri)).read_text()
+        names = {line.split("==")[0].strip().lower() for line in text.splitlines() if line.strip()}
+        assert "scikit-learn" in names, (model.name, text)
+        assert not names & NOT_NEEDED_TO_PREDICT, (model.model_uri, text)
+
+
+def after_the_sweep() -> None:
+    sweep_recorded_its_cost()
+    models_of_01_to_03_require_only_what_predicting_needs()
+
+
+AFTER_RUNNING = {"03-hyperparameter-sweep": after_the_sweep}
 """What a notebook must have left in the store, beyond its exercises, checked after it runs."""
 
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import mlflow
-import nbformat
 import pytest
 from conftest import REPO_ROOT, real_month
 
@@ -71,37 +69,6 @@ def test_notebook_01_on_the_real_months(tmp_path, monkeypatch):
         assert artifacts == {"plots/duration_distribution.png", "plots/predicted_vs_actual.png"}
     by_model = {r.data.tags["model"]: r.data.metrics["val_rmse"] for r in runs}
     assert by_model["linear_regression"] == pytest.approx(7.7587, abs=5e-4)
-    mlflow.set_tracking_uri(None)
-
-
-LESSON_NOTEBOOKS = ("01-duration-prediction.ipynb", "02-autolog.ipynb", "03-hyperparameter-sweep.ipynb")
-NOT_NEEDED_TO_PREDICT = {"pyspark", "hyperopt", "psutil"}
-
-
-@pytest.mark.slow
-def test_every_model_notebooks_01_to_03_log_names_only_what_it_needs(tmp_path, monkeypatch):
-    """Each model 01–03 log (the exercises' too) lists its requirements without Spark, hyperopt or psutil."""
-    from test_exercises import solved
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    monkeypatch.setenv("WEEK2_ARTIFACTS", str(tmp_path / "mlartifacts"))
-    for name in LESSON_NOTEBOOKS:
-        copy = tmp_path / name
-        nbformat.write(solved(nbformat.read(REPO_ROOT / "notebooks" / name, as_version=4)), copy)
-        course.execute_notebook(copy, tmp_path / "executed")
-
-    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    experiments = mlflow.search_experiments(filter_string="name LIKE '0%'")
-    logged = mlflow.search_logged_models(
-        experiment_ids=[e.experiment_id for e in experiments], output_format="list"
-    )
-    # 01: three baselines and the exercise's; 02: autolog, four families, the exercise's; 03: the sweep's.
-    assert len(logged) == 4 + 6 + 1
-    for model in logged:
-        text = Path(mlflow.pyfunc.get_model_dependencies(model.model_uri)).read_text()
-        names = {line.split("==")[0].strip().lower() for line in text.splitlines() if line.strip()}
-        assert "scikit-learn" in names, (model.name, text)
-        assert not names & NOT_NEEDED_TO_PREDICT, (model.model_uri, text)
     mlflow.set_tracking_uri(None)
 
 
