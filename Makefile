@@ -44,8 +44,12 @@ venv: $(STAMP) ## create .venv and install the pinned requirements
 course: $(STAMP) ## run every notebook in order on the course data, then print a summary
 	$(PY) -m week2 course
 
+# Two worker processes, each given whole test files (a file's tests share its servers and stores;
+# test_exercises runs the notebooks in teaching order): much of the suite waits on servers and
+# subprocesses, so two workers use the two cores of a student's laptop or a CI machine.
+TEST_WORKERS ?= 2
 test: $(STAMP) ## the whole test suite, as CI runs it
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # What needs servers, a browser, Spark, the real months or minutes is marked so in tests/ (pyproject
 # registers the markers); the notebooks run only in `make test`.

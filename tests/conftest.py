@@ -60,15 +60,33 @@ def pytest_configure(config: pytest.Config) -> None:
             continue
         os.environ[name] = value
     os.environ["WEEK2_TEST_SCRATCH"] = str(scratch)
+    # With pytest-xdist every worker has a scratch folder of its own (store, servers, ports) and
+    # they all share the build folder of the process that started them, where notebook 10's
+    # MLflow 2 environment is built once (old_store locks it).
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        os.environ["WEEK2_BUILD_DIR"] = str(scratch / "build")
+
+
+_PASSED = pytest.StashKey[bool]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_PASSED] = exitstatus == 0
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Stop the servers of a scenario notebook that failed before its last cell."""
+    """Stop the servers of a scenario notebook that failed before its last cell; remove the scratch
+    folder of a run that passed, and name the one of a run that failed (its executed notebooks)."""
     if "WEEK2_TEST_SCRATCH" in os.environ:
         from week2.machinery import servers
 
         servers.stop_team_server()
         servers.stop_scenario3()
+        scratch = Path(os.environ["WEEK2_TEST_SCRATCH"])
+        if config.stash.get(_PASSED, False):
+            shutil.rmtree(scratch, ignore_errors=True)
+        elif "PYTEST_XDIST_WORKER" not in os.environ:
+            print(f"\nthe suite's scratch folder (stores, executed notebooks, logs) is kept: {scratch}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

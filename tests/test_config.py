@@ -93,7 +93,10 @@ def test_good_values_are_read_as_written(monkeypatch):
     assert config.sample_rows() == 20_000
 
 
-@pytest.mark.parametrize("name", ["WEEK2_DATA_DIR", "WEEK2_ARTIFACTS", "WEEK2_SERVERS_DIR"])
+FOLDER_SETTINGS = ["WEEK2_DATA_DIR", "WEEK2_ARTIFACTS", "WEEK2_BUILD_DIR", "WEEK2_SERVERS_DIR"]
+
+
+@pytest.mark.parametrize("name", FOLDER_SETTINGS)
 def test_a_folder_setting_that_names_a_file_is_refused(tmp_path, monkeypatch, name):
     in_the_way = tmp_path / "a-file"
     in_the_way.write_text("not a folder")

@@ -169,7 +169,7 @@ def test_ctrl_c_stops_the_course_and_the_servers_its_notebook_started(tmp_path, 
 
     assert runner.returncode == 130, err
     # The last line is ours (the kernel, shut down mid-cell, may log its own complaint before it).
-    assert err.strip().splitlines()[-1].startswith("course stopped: interrupted (Ctrl+C)")
+    assert err.strip().splitlines()[-1].startswith("course stopped: interrupted (Ctrl+C)"), err
     assert "stopped toy-server" in err
     assert process_gone(server_pid)
 

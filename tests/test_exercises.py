@@ -153,14 +153,14 @@ def needs(path: Path) -> list[pytest.MarkDecorator]:
 def test_notebook_runs_quietly_and_its_exercises_check_both_ways(path, executed_dir, capfd):
     notebook = nbformat.read(path, as_version=4)
     keys = exercise_keys(notebook)
-    # The solved copy runs from the notebook's own folder, as a student's would.
-    target = path.with_name(f".solved-{path.name}")
+    # The solved copy is kept out of the checkout, and runs from the notebook's folder as a student's would.
+    target = executed_dir.parent / "solved" / path.name
+    target.parent.mkdir(exist_ok=True)
     nbformat.write(solved(notebook), target)
     try:
         capfd.readouterr()
-        course.execute_notebook(target, executed_dir)
+        course.execute_notebook(target, executed_dir, folder=path.parent)
     finally:
-        target.unlink(missing_ok=True)
         terminal = capfd.readouterr()
     result = nbformat.read(executed_dir / target.name, as_version=4)
 

@@ -2,7 +2,7 @@
 
 A store is filled by notebooks 01 (runs) and 04 (registered model, aliases) on a small sample, `mlflow
 ui` runs on it, and headless Chromium opens the pages the README's screenshots show. Each page is
-kept as a PNG in build/test-artifacts/, also when its test fails.
+kept as a PNG in test-artifacts/ of the build folder (WEEK2_BUILD_DIR), also when its test fails.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ pytestmark = [
 ]
 
 SAMPLE_ROWS = 3000  # enough for notebook 04's gate, small enough to keep the module under a minute
-ARTIFACTS = config.REPO_ROOT / "build" / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +52,7 @@ def client(store):
 
 
 def keep(page, name: str) -> None:
-    print(f"screenshot: {ui.screenshot(page, ARTIFACTS / name)}")
+    print(f"screenshot: {ui.screenshot(page, config.build_dir() / 'test-artifacts' / name)}")
 
 
 def test_the_runs_of_notebook_01_are_listed(browser, client):

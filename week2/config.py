@@ -23,7 +23,8 @@ runner can change the environment and see the change at once.
 | WEEK2_MODEL_NAME     | nyc-taxi-duration          | registered model name                     |
 | WEEK2_RMSE_THRESHOLD | 10.0                       | validation gate before registration       |
 | WEEK2_DEVELOPER      | the login name             | `developer` tag on every run              |
-| WEEK2_SERVERS_DIR    | <repo>/build/servers       | pid files, logs, data, secrets of servers |
+| WEEK2_BUILD_DIR      | <repo>/build               | what the course makes besides the store   |
+| WEEK2_SERVERS_DIR    | <build>/servers            | pid files, logs, data, secrets of servers |
 | WEEK2_SERVER_PORT    | 5001                       | scenario 2: the team's tracking server    |
 | WEEK2_SCENARIO3_PORT | 5002                       | scenario 3: MLflow with basic auth        |
 | WEEK2_S3_PORT        | 5003                       | scenario 3: S3 server (rclone)            |
@@ -256,8 +257,13 @@ def developer() -> str:
     return _env("WEEK2_DEVELOPER", login)
 
 
+def build_dir() -> Path:
+    """Executed notebooks, the servers' folder, throwaway stores: made by the course, safe to delete."""
+    return _folder("WEEK2_BUILD_DIR", REPO_ROOT / "build")
+
+
 def servers_dir() -> Path:
-    return _folder("WEEK2_SERVERS_DIR", REPO_ROOT / "build" / "servers")
+    return _folder("WEEK2_SERVERS_DIR", build_dir() / "servers")
 
 
 def _port(name: str, default: int) -> int:
@@ -313,8 +319,8 @@ def months() -> Months:
 SETTINGS = (
     tracking_uri, artifacts_dir, data_mode, tlc_mirror, data_dir, months, sample_rows, seed,
     sweep_trials, sweep_backend, sweep_parallelism, spark_master, model_name, rmse_threshold,
-    developer, servers_dir, server_port, scenario3_port, s3_port, postgres_port, serve_port, ui_port,
-    webhook_port,
+    developer, build_dir, servers_dir, server_port, scenario3_port, s3_port, postgres_port, serve_port,
+    ui_port, webhook_port,
 )  # fmt: skip
 """Every setting's reader: `check_all` calls each."""
 

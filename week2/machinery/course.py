@@ -83,7 +83,7 @@ def store_lock_path(tracking_uri: str) -> Path:
         if database.parent.is_dir():
             return database.with_name(database.name + "-course.lock")
     digest = hashlib.sha256(tracking_uri.encode()).hexdigest()[:12]
-    return config.REPO_ROOT / "build" / f"course-{digest}.lock"
+    return config.build_dir() / f"course-{digest}.lock"
 
 
 @contextmanager
@@ -111,8 +111,11 @@ def store_lock(tracking_uri: str) -> Iterator[Path]:
         os.close(handle)  # releases the lock
 
 
-def execute_notebook(path: Path, executed_dir: Path, timeout: int = CELL_TIMEOUT_SECONDS) -> float:
-    """Run one notebook in a fresh kernel from its own folder; save the executed copy; return seconds."""
+def execute_notebook(
+    path: Path, executed_dir: Path, timeout: int = CELL_TIMEOUT_SECONDS, folder: Path | None = None
+) -> float:
+    """Run one notebook in a fresh kernel from its own folder (or `folder`, for a copy kept elsewhere);
+    save the executed copy; return seconds."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -137,7 +140,7 @@ def execute_notebook(path: Path, executed_dir: Path, timeout: int = CELL_TIMEOUT
         # otherwise be printed between the progress bars of every notebook. Warnings raised by the
         # notebook's own code still reach the executed copy.
         extra_arguments=["--IPKernelApp.log_level=ERROR"],
-        resources={"metadata": {"path": str(path.parent)}},
+        resources={"metadata": {"path": str(folder or path.parent)}},
         on_cell_start=lambda cell, **_: running.append(cell) if cell.cell_type == "code" else None,
         on_cell_executed=lambda cell, **_: bar.update(1) if cell.cell_type == "code" else None,
     )
@@ -149,7 +152,8 @@ def execute_notebook(path: Path, executed_dir: Path, timeout: int = CELL_TIMEOUT
         except BaseException:
             # nbclient takes SIGINT and SIGTERM itself while it runs, to shut the kernel down, and
             # then fails with whatever the dead kernel causes: it was an interruption.
-            if getattr(client, "_async_cleanup_kernel_future", None) is not None:
+            if (cleanup := getattr(client, "_async_cleanup_kernel_future", None)) is not None:
+                _quiet(cleanup)
                 raise KeyboardInterrupt from None
             raise
     except CellExecutionError as error:
@@ -175,12 +179,25 @@ def execute_notebook(path: Path, executed_dir: Path, timeout: int = CELL_TIMEOUT
     return time.perf_counter() - started
 
 
+def _quiet(cleanup) -> None:
+    """Take the outcome of nbclient's clean-up on a signal, so that asyncio does not print it at exit.
+
+    On Ctrl+C nbclient shuts the kernel down twice, from its signal handler's task and from its
+    own `finally`; whichever comes second fails on `assert self.km is not None`, and an exception
+    nobody retrieved is printed when the interpreter exits, after the course's last line.
+    """
+    if cleanup.done():
+        cleanup.cancelled() or cleanup.exception()
+    else:
+        cleanup.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+
 def run_course(notebooks_dir: Path | None = None, executed_dir: Path | None = None) -> list[NotebookResult]:
     """Resolve the data, run every notebook in order, print the summary; raise NotebookFailed on error."""
     from week2 import config
 
     notebooks_dir = notebooks_dir or config.REPO_ROOT / NOTEBOOKS_DIR_NAME
-    executed_dir = executed_dir or config.REPO_ROOT / "build" / NOTEBOOKS_DIR_NAME
+    executed_dir = executed_dir or config.build_dir() / NOTEBOOKS_DIR_NAME
     with store_lock(config.tracking_uri()):
         return _run_course_locked(notebooks_dir, executed_dir)
 
@@ -265,7 +282,7 @@ def main_course(
     """`python -m week2 course`: 0 when every notebook ran, 1 when one failed, 130 on Ctrl+C."""
     from week2 import config
 
-    executed_dir = executed_dir or config.REPO_ROOT / "build" / NOTEBOOKS_DIR_NAME
+    executed_dir = executed_dir or config.build_dir() / NOTEBOOKS_DIR_NAME
     try:
         run_course(notebooks_dir, executed_dir)
     except NotebookFailed as error:

@@ -1,16 +1,18 @@
 """A tracking store made by an older MLflow (2.x), for notebook 10's lesson on schema upgrades.
 
-`old_store()` builds it once and keeps it in `build/old-stores/mlflow-<version>/`: a throwaway
-environment (`build/old-stores/venv-<version>`, its own Python venv with `mlflow-skinny==<version>`
-from the package index, installed with uv) runs `OLD_STORE_SCRIPT`, which logs a run and registers
-a model with a `champion` alias. Later calls return the cached store at once. Nothing of the
-throwaway environment reaches the course's `.venv`.
+`old_store()` builds it once and keeps it in `old-stores/mlflow-<version>/` of the build folder
+(WEEK2_BUILD_DIR, by default `build/`): a throwaway environment (`old-stores/venv-<version>`, its
+own Python venv with `mlflow-skinny==<version>` from the package index, installed with uv) runs
+`OLD_STORE_SCRIPT`, which logs a run and registers a model with a `champion` alias. Later calls
+return the cached store at once. Nothing of the throwaway environment reaches the course's `.venv`.
 
     python -m week2.machinery.old_store [VERSION]     # build (or find) it, print its path
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -18,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from week2.config import REPO_ROOT
+from week2 import config
 from week2.errors import Week2Error
 
 OLD_VERSION = "2.22.4"
@@ -69,7 +71,7 @@ class OldStoreUnavailable(Week2Error):
 
 
 def cache_dir() -> Path:
-    return REPO_ROOT / "build" / "old-stores"
+    return config.build_dir() / "old-stores"
 
 
 def venv_python(version: str = OLD_VERSION) -> Path:
@@ -107,9 +109,22 @@ def old_store(version: str = OLD_VERSION) -> Path:
     store = cache_dir() / f"mlflow-{version}"
     if (store / STORE_FILE).is_file():
         return store / STORE_FILE
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    # Two processes asking at once (two notebooks, parallel tests) must not build one venv
+    # together: the builder holds a lock on the cache folder itself, which leaves no file behind.
+    folder = os.open(cache_dir(), os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        if not (store / STORE_FILE).is_file():
+            _build_old_store(version, store)
+    finally:
+        os.close(folder)
+    return store / STORE_FILE
+
+
+def _build_old_store(version: str, store: Path) -> None:
     python = _make_venv(version)
     # Made in a temporary folder and renamed into place, so a half-made store is never cached.
-    cache_dir().mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".mlflow-{version}-", dir=cache_dir()))
     try:
         artifacts = (store / "mlartifacts").as_uri()
@@ -119,7 +134,6 @@ def old_store(version: str = OLD_VERSION) -> Path:
         partial.rename(store)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return store / STORE_FILE
 
 
 def open_with_old_mlflow(db: Path, version: str = OLD_VERSION) -> str:
