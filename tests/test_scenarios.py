@@ -13,6 +13,8 @@ import os
 import socket
 import stat
 import subprocess
+import sys
+from xml.etree import ElementTree
 
 import boto3
 import mlflow
@@ -29,7 +31,7 @@ from mlflow.exceptions import MlflowException
 from sklearn.linear_model import LinearRegression
 
 from week2 import tracking, utils
-from week2.machinery import servers
+from week2.machinery import s3_auth_proxy, servers
 
 
 def _log_small_model_run(run_name: str) -> mlflow.models.model.ModelInfo:
@@ -138,6 +140,49 @@ def test_a_failed_scenario3_start_stops_what_it_started_and_deletes_its_folder(s
     assert servers.port_is_free(server_settings["WEEK2_POSTGRES_PORT"])
     assert servers.port_is_free(server_settings["WEEK2_S3_PORT"])
     assert not servers.scenario3_folder().exists()
+
+
+def test_the_s3_auth_proxy_gives_the_secret_for_the_generated_access_key_id_only(tmp_path):
+    env = {
+        s3_auth_proxy.ACCESS_KEY_ID: "AKGENERATED",
+        s3_auth_proxy.SECRET_ACCESS_KEY: "the-generated-secret",
+        s3_auth_proxy.ROOT: str(tmp_path),
+    }
+
+    def ask(user: str) -> dict:  # as rclone asks it: JSON on stdin, the backend's JSON on stdout
+        question = json.dumps({"user": user, "client_ip": "127.0.0.1"})
+        program = [sys.executable, "-I", s3_auth_proxy.__file__]
+        done = subprocess.run(program, input=question, env=env, capture_output=True, text=True, check=True)
+        return json.loads(done.stdout)
+
+    backend = {"type": "local", "_root": str(tmp_path)}
+    assert ask("AKGENERATED") == {**backend, "_secret_access_key": "the-generated-secret"}
+    for other in ("AKOTHER", "", "akgenerated", "AKGENERATED "):
+        assert ask(other) == backend  # no secret: rclone refuses every request signed with that key ID
+
+
+@pytest.mark.servers
+def test_an_s3_server_that_answers_unsigned_requests_otherwise_than_403_is_refused(
+    server_settings, tmp_path, monkeypatch
+):
+    # The real rclone as it ran before its auth proxy (--auth-key) answers 400 UnsupportedAlgorithm:
+    # the start, pointed at it, must refuse to go on.
+    keys = {"s3_access_key_id": "AKGENERATED", "s3_secret_access_key": "the-generated-secret"}
+    (port,) = servers.free_ports(1)
+    env = {**os.environ, "RCLONE_CONFIG": os.devnull, "RCLONE_AUTH_KEY": '"AKGENERATED,the-generated-secret"'}
+    with_auth_key = servers.Service("rclone-with-auth-key", tmp_path)
+    address = f"{servers.HOST}:{port}"
+    command = [servers._rclone_program(), "serve", "s3", "--addr", address, f":local:{tmp_path}"]
+    with_auth_key.start(command, env=env)
+    folder = tmp_path / "scenario3"
+    try:
+        monkeypatch.setattr(servers, "s3_endpoint", lambda: f"http://{address}")
+        with pytest.raises(servers.ServerError, match="answered an unsigned request 400, not 403"):
+            servers._start_s3(folder, keys)
+    finally:
+        servers.Service("s3", folder).stop()
+        with_auth_key.stop()
+    assert servers.port_is_free(port) and servers.port_is_free(server_settings["WEEK2_S3_PORT"])
 
 
 @pytest.mark.servers
@@ -256,6 +301,14 @@ def _s3_client_with(access_key_id: str, secret_access_key: str):
     )
 
 
+def _s3_error_code(answer: requests.Response) -> str | None:
+    """The <Code> of an S3 error answer, None if it has none."""
+    try:
+        return ElementTree.fromstring(answer.content).findtext("Code")
+    except ElementTree.ParseError:
+        return None
+
+
 @pytest.mark.servers
 def test_the_s3_endpoint_refuses_anonymous_requests_and_wrong_keys(scenario3):
     bucket, keys = servers.BUCKET, servers.read_secrets()
@@ -268,14 +321,15 @@ def test_the_s3_endpoint_refuses_anonymous_requests_and_wrong_keys(scenario3):
         requests.put(f"{objects}/probe/anonymous.txt", data=b"written", timeout=10),
         requests.delete(f"{objects}/probe/kept.txt", timeout=10),
     ]
-    # AWS answers an unsigned request to a private bucket 403 AccessDenied; rclone 1.75 answers
-    # 400 UnsupportedAlgorithm (no signature to check). Refused either way, never served:
-    assert {answer.status_code for answer in anonymous} <= {400, 403}, [a.text for a in anonymous]
+    # As AWS answers an unsigned request to a private bucket: 403 AccessDenied, nothing served.
+    assert [(a.status_code, _s3_error_code(a)) for a in anonymous] == [(403, "AccessDenied")] * 4
     assert not any(b"kept" in answer.content or b"probe/" in answer.content for answer in anonymous)
 
     wrong_secret = _s3_client_with(keys["s3_access_key_id"], "not-the-secret-access-key-at-all")
     unknown_key = _s3_client_with("AKNOTTHEGENERATEDKEY", keys["s3_secret_access_key"])
-    for client, code in ((wrong_secret, "SignatureDoesNotMatch"), (unknown_key, "InvalidAccessKeyId")):
+    # AWS would name the cause (SignatureDoesNotMatch, InvalidAccessKeyId); rclone behind an auth
+    # proxy, which is what answers unsigned requests 403, gives the one answer S3 gives when denied.
+    for client, code in ((wrong_secret, "AccessDenied"), (unknown_key, "AccessDenied")):
         for attempt in (
             lambda c: c.list_objects_v2(Bucket=bucket),
             lambda c: c.get_object(Bucket=bucket, Key="probe/kept.txt"),

