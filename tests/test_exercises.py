@@ -79,7 +79,32 @@ def after_the_sweep() -> None:
     models_of_01_to_03_require_only_what_predicting_needs()
 
 
-AFTER_RUNNING = {"03-hyperparameter-sweep": after_the_sweep}
+def champion_and_challenger_were_evaluated() -> None:
+    """Notebook 04 scored both aliases with mlflow.models.evaluate, each in a run under its review run."""
+    import mlflow
+
+    (review,) = mlflow.search_runs(
+        experiment_names=["04-model-registry"],
+        filter_string="attributes.run_name = 'candidate-review'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    evaluations = mlflow.search_runs(
+        experiment_names=["04-model-registry"],
+        filter_string=f"tags.mlflow.parentRunId = '{review.info.run_id}'",
+        output_format="list",
+    )
+    rmse = {run.info.run_name: run.data.metrics["root_mean_squared_error"] for run in evaluations}
+    assert set(rmse) == {"evaluate-champion", "evaluate-challenger"}, rmse
+    for alias in ("champion", "challenger"):
+        assert review.data.metrics[f"{alias}_val_rmse"] == pytest.approx(rmse[f"evaluate-{alias}"])
+
+
+AFTER_RUNNING = {
+    "03-hyperparameter-sweep": after_the_sweep,
+    "04-model-registry": champion_and_challenger_were_evaluated,
+}
 """What a notebook must have left in the store, beyond its exercises, checked after it runs."""
 
 

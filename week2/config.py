@@ -16,7 +16,7 @@ runner can change the environment and see the change at once.
 | WEEK2_TEST_MONTH     | 2021-03                    | month held out for the final comparison   |
 | WEEK2_SAMPLE_ROWS    | 20000                      | trips per synthetic month                 |
 | WEEK2_SEED           | 42                         | seed for the sample, models and sweeps    |
-| WEEK2_SWEEP_TRIALS   | 30                         | hyperopt trials in the sweep notebook     |
+| WEEK2_SWEEP_TRIALS   | 30                         | hyperopt trials in notebook 03 (09: ≤ 10) |
 | WEEK2_SWEEP_BACKEND  | local                      | local, or spark (trials in Spark workers) |
 | WEEK2_SWEEP_PARALLELISM | 2                       | trials at once with the spark backend     |
 | WEEK2_SPARK_MASTER   | local[*]                   | Spark master URL of the spark backend     |
