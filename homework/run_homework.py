@@ -201,7 +201,7 @@ def run_homework(
             else HOMEWORK_DIR / "submission.json"
         )
     try:
-        source, paths = data.resolve_months(months)
+        source, paths = data.resolve_months(months, warn=False)  # its banner says it
     except (config.ConfigError, data.DataError) as error:
         raise click.ClickException(str(error)) from None
 

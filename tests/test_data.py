@@ -333,6 +333,19 @@ def test_auto_mode_falls_back_to_the_sample_loudly(served, cache, monkeypatch, c
         data.resolve_months(["2021-01"], mode="real")
 
 
+def test_python_m_week2_data_says_the_fallback_once(served, cache, monkeypatch, capsys):
+    """On the command line the banner is the message: no UserWarning repeats it beneath."""
+    monkeypatch.setenv("WEEK2_TLC_MIRROR", served.url)
+    monkeypatch.setenv("WEEK2_DATA", "auto")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a UserWarning would fail the command here
+        assert data.main_data(["2021-01"]) == 0
+
+    err = capsys.readouterr().err
+    assert err.count("USING THE SYNTHETIC SAMPLE") == 1, err
+
+
 def test_auto_mode_never_mixes_real_and_sample(served, cache, parquet_bytes, monkeypatch):
     (served.folder / FILENAME).write_bytes(parquet_bytes)  # January is there, February is not
     monkeypatch.setattr(data, "known_sha256", lambda: {})  # the served January is a stand-in

@@ -418,20 +418,22 @@ def source_of(path: str | Path) -> str:
     return "sample" if Path(path).parent.name == SAMPLE_DIR_NAME else "real"
 
 
-def _warn_fallback(reason: str) -> None:
+def _warn_fallback(reason: str, warn: bool) -> None:
     message = f"REAL DATA UNAVAILABLE, USING THE SYNTHETIC SAMPLE: {reason}"
     print(f"\n*** {message} ***\n", file=sys.stderr, flush=True)
-    warnings.warn(message, UserWarning, stacklevel=3)
+    if warn:
+        warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def resolve_months(
-    months: Iterable[str], dataset: str = "green", mode: str | None = None
+    months: Iterable[str], dataset: str = "green", mode: str | None = None, warn: bool = True
 ) -> tuple[str, list[Path]]:
     """Resolve several months with one decision: ("real", paths) or ("sample", paths), never a mix.
 
     `mode` defaults to `WEEK2_DATA`: "real" raises DataError when a month cannot be had, "sample"
     never touches the network, "auto" tries real and falls back to the sample for all months,
-    loudly (a UserWarning and a banner on stderr naming why).
+    loudly (a UserWarning and a banner on stderr naming why; command lines, whose banner is the
+    message, pass `warn=False` so that it is not said twice).
     """
     months = list(months)
     for month in months:
@@ -446,7 +448,7 @@ def resolve_months(
     except DataError as error:
         if mode == "real" or dataset != SAMPLE_DATASET:
             raise
-        _warn_fallback(str(error))
+        _warn_fallback(str(error), warn)
         return "sample", [sample_month_path(month, dataset) for month in months]
 
 
@@ -459,7 +461,7 @@ def month_path(month: str, dataset: str = "green", mode: str | None = None) -> P
 def main_data(argv: list[str] | None = None) -> int:
     """`python -m week2 data [MONTH ...]`: get the months (default: the course's) and say where they are."""
     months = list(argv) if argv else list(vars(config.months()).values())
-    source, paths = resolve_months(months)
+    source, paths = resolve_months(months, warn=False)
     for month, path in zip(months, paths, strict=True):
         print(f"{month}  {source:6}  {path}  {path.stat().st_size / 1e6:.1f} MB")
     return 0

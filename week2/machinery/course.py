@@ -206,7 +206,7 @@ def _run_course_locked(notebooks_dir: Path, executed_dir: Path) -> list[Notebook
     from week2 import config, data
 
     months = config.months()
-    source, _ = data.resolve_months([months.train, months.val, months.test])
+    source, _ = data.resolve_months([months.train, months.val, months.test], warn=False)
     # Every notebook must see the same data, so the decision `auto` made is handed down to them.
     os.environ["WEEK2_DATA"] = source
     print(f"data: {source} ({months.train}, {months.val}, {months.test})")

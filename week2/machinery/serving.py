@@ -172,7 +172,7 @@ def score_month(month: str, alias: str = registry.CHAMPION, output: Path | None 
     """
     config.check_month(month)
     version = resolve_alias(alias)
-    _, (path,) = data.resolve_months([month])
+    _, (path,) = data.resolve_months([month], warn=False)
     trips = utils.read_dataframe(path)
     features, actual = utils.split_xy(trips)
     model = mlflow.pyfunc.load_model(alias_uri(alias, version.name))
