@@ -12,6 +12,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 
 import mlflow
 import pytest
@@ -136,3 +138,25 @@ def test_an_uninstallable_version_is_one_clear_error(tmp_path, monkeypatch):
     ):
         old_store.old_store("0.0.0")
     assert not list(tmp_path.iterdir()), "nothing half-made is cached"
+
+
+def test_two_processes_asking_at_once_build_the_old_store_once(tmp_path, monkeypatch):
+    """The second caller waits for the first one's build and takes the store it made."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(old_store, "cache_dir", lambda: tmp_path)
+    builds, building = [], threading.Lock()
+
+    def build(version, store):
+        assert building.acquire(blocking=False), "two builds at once"
+        builds.append(version)
+        time.sleep(0.5)  # long enough for the other caller to arrive while this one builds
+        store.mkdir()
+        (store / old_store.STORE_FILE).write_text("made once")
+        building.release()
+
+    monkeypatch.setattr(old_store, "_build_old_store", build)
+    with ThreadPoolExecutor(2) as pool:  # flock locks open files, so threads contend as processes do
+        paths = list(pool.map(lambda _: old_store.old_store("9.9.8"), range(2)))
+    assert builds == ["9.9.8"]
+    assert paths[0] == paths[1] and paths[0].read_text() == "made once"
