@@ -40,17 +40,23 @@ TERMINAL_NOISE = re.compile(
 )
 
 
-def sweep_recorded_its_cost() -> None:
-    """Notebook 03's parent run sampled the machine while the sweep ran (log_system_metrics)."""
+def latest_run(experiment: str, run_name: str):
+    """The newest run called `run_name` in `experiment` of the suite's store."""
     import mlflow
 
-    (parent,) = mlflow.search_runs(
-        experiment_names=["03-hyperparameter-sweep"],
-        filter_string="attributes.run_name = 'xgboost-sweep'",
+    (run,) = mlflow.search_runs(
+        experiment_names=[experiment],
+        filter_string=f"attributes.run_name = '{run_name}'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
         output_format="list",
     )
+    return run
+
+
+def sweep_recorded_its_cost() -> None:
+    """Notebook 03's parent run sampled the machine while the sweep ran (log_system_metrics)."""
+    parent = latest_run("03-hyperparameter-sweep", "xgboost-sweep")
     system = {key for key in parent.data.metrics if key.startswith("system/")}
     assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= system, system
 
@@ -83,13 +89,7 @@ def champion_and_challenger_were_evaluated() -> None:
     """Notebook 04 scored both aliases with mlflow.models.evaluate, each in a run under its review run."""
     import mlflow
 
-    (review,) = mlflow.search_runs(
-        experiment_names=["04-model-registry"],
-        filter_string="attributes.run_name = 'candidate-review'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )
+    review = latest_run("04-model-registry", "candidate-review")
     evaluations = mlflow.search_runs(
         experiment_names=["04-model-registry"],
         filter_string=f"tags.mlflow.parentRunId = '{review.info.run_id}'",
