@@ -17,11 +17,29 @@ from week2 import config
 from week2.machinery import course
 
 
-def _notebook(path, *cells):
+def _notebook(path, *cells, **week2):
+    """A notebook of code cells; keyword arguments become its `week2` metadata (after=, uses=…)."""
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    if week2:
+        nb.metadata["week2"] = week2
     nbformat.write(nb, path)
     return path
+
+
+def _timed(name: str, seconds: float = 0) -> list[str]:
+    """Cells that record when notebook `name` started and ended (in `<name>.start`, `<name>.end`)
+    and its kernel's pid, and wait `seconds` in between."""
+    return [
+        f"import os, time\nopen('{name}.pid', 'w').write(str(os.getpid()))\n"
+        f"open('{name}.start', 'w').write(repr(time.time()))",
+        f"time.sleep({seconds})",
+        f"open('{name}.end', 'w').write(repr(time.time()))",
+    ]
+
+
+def _span(folder, name: str) -> tuple[float, float]:
+    return float((folder / f"{name}.start").read_text()), float((folder / f"{name}.end").read_text())
 
 
 def test_notebooks_run_in_sort_order_and_executed_copies_are_saved(tmp_path, store):
@@ -37,6 +55,68 @@ def test_notebooks_run_in_sort_order_and_executed_copies_are_saved(tmp_path, sto
     assert (folder / "order.txt").read_text() == "12"  # the notebook's folder is its working directory
     executed = nbformat.read(tmp_path / "executed" / "01-first.ipynb", as_version=4)
     assert executed.cells[0].execution_count == 1
+
+
+def test_two_notebooks_run_at_once_and_one_waits_for_those_it_reads_from(tmp_path, store, monkeypatch):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    _notebook(folder / "01-long.ipynb", *_timed("01", seconds=4))
+    _notebook(folder / "02-free.ipynb", *_timed("02", seconds=1))
+    _notebook(folder / "03-reads-01.ipynb", *_timed("03"), after=["01"])
+    monkeypatch.setenv("WEEK2_DATA", "sample")
+    monkeypatch.setenv("WEEK2_COURSE_JOBS", "2")
+
+    results = course.run_course(folder, tmp_path / "executed")
+
+    (start1, end1), (start2, end2), (start3, _) = (_span(folder, n) for n in ("01", "02", "03"))
+    assert start2 < end1 and start1 < end2  # 01 and 02 ran side by side
+    assert start3 >= end1  # 03 started only once 01, whose results it reads, had run (02 was free)
+    assert [r.path.name[:2] for r in results] == ["01", "02", "03"]
+    assert all(r.finished_at > 0 for r in results)
+    assert (tmp_path / "executed" / "03-reads-01.ipynb").is_file()
+
+
+def test_notebooks_using_the_same_server_never_run_at_once(tmp_path, store, monkeypatch):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    _notebook(folder / "01-server.ipynb", *_timed("01", seconds=2), uses=["toy-server"])
+    _notebook(folder / "02-server-too.ipynb", *_timed("02", seconds=2), uses=["toy-server"])
+    _notebook(folder / "03-no-server.ipynb", *_timed("03", seconds=2))
+    monkeypatch.setenv("WEEK2_DATA", "sample")
+    monkeypatch.setenv("WEEK2_COURSE_JOBS", "2")
+
+    course.run_course(folder, tmp_path / "executed")
+
+    (start1, end1), (start2, end2), (start3, end3) = (_span(folder, n) for n in ("01", "02", "03"))
+    assert end1 <= start2  # 02 waited for the server's other user, though a slot was free
+    assert start3 < end1 and start1 < end3  # 03 took that slot beside 01
+
+
+def test_with_one_job_the_notebooks_run_one_after_another_in_teaching_order(tmp_path, store, monkeypatch):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    for number in ("01", "02", "03"):
+        _notebook(folder / f"{number}-nb.ipynb", *_timed(number))
+    monkeypatch.setenv("WEEK2_DATA", "sample")
+    monkeypatch.setenv("WEEK2_COURSE_JOBS", "1")
+
+    course.run_course(folder, tmp_path / "executed")
+
+    spans = [_span(folder, n) for n in ("01", "02", "03")]
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:], strict=False))
+
+
+def test_a_notebook_after_one_that_is_not_earlier_is_refused_in_one_line(tmp_path):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    _notebook(folder / "01-first.ipynb", "x = 1", after=["02"])
+    _notebook(folder / "02-second.ipynb", "x = 2")
+    with pytest.raises(course.CoursePlanError) as error:
+        course.read_course(folder)
+    assert str(error.value) == (
+        "01-first.ipynb: its metadata week2.after names 02, which is not an earlier notebook of the "
+        "course: list only the numbers of earlier notebooks."
+    )
 
 
 def test_a_failure_names_the_notebook_and_the_cell(tmp_path):
@@ -76,6 +156,7 @@ def test_a_notebook_needing_a_missing_program_is_skipped_with_how_to_get_it(
     notebook = nbformat.read(needs_java, as_version=4)
     notebook.metadata["week2"] = {"requires": ["java"]}
     nbformat.write(notebook, needs_java)
+    _notebook(folder / "03-reads-02.ipynb", "open('ran.txt', 'a').write('03')", after=["02"])
     monkeypatch.setenv("WEEK2_DATA", "sample")
     monkeypatch.setenv("PATH", "")  # no java, whatever the machine has (the kernel is found by path)
 
@@ -85,6 +166,7 @@ def test_a_notebook_needing_a_missing_program_is_skipped_with_how_to_get_it(
     assert (folder / "ran.txt").read_text() == "01"
     out = capsys.readouterr().out
     assert "skipped: 02-needs-java (needs Java 17 for Spark" in out and "openjdk-17" in out
+    assert "skipped: 03-reads-02 (reads from 02, skipped)" in out
 
 
 def test_a_dead_kernel_is_one_line_naming_notebook_and_cell(tmp_path):
@@ -122,31 +204,47 @@ def _toy_server_pid(folder) -> int:
     return int((folder / "started.txt").read_text())
 
 
-def test_a_failed_notebook_stops_the_servers_it_started_and_ends_in_one_line(
+def test_a_failed_notebook_stops_the_other_running_one_and_the_servers_and_ends_in_one_line(
     tmp_path, store, monkeypatch, capsys
 ):
     folder = tmp_path / "nbs"
     folder.mkdir()
     _notebook(
-        folder / "01-starts-then-fails.ipynb", START_SERVER, "raise RuntimeError('before the last cell')"
+        folder / "01-starts-then-fails.ipynb",
+        START_SERVER,
+        "import time\ntime.sleep(2)",  # the other notebook's kernel is up by then
+        "raise RuntimeError('before the last cell')",
     )
+    _notebook(folder / "02-beside-it.ipynb", *_timed("02", seconds=120))
+    _notebook(folder / "03-never-starts.ipynb", *_timed("03"))
     monkeypatch.setenv("WEEK2_DATA", "sample")
+    monkeypatch.setenv("WEEK2_COURSE_JOBS", "2")
     monkeypatch.setenv("WEEK2_SERVERS_DIR", str(tmp_path / "servers"))
 
+    started = time.monotonic()
     assert course.main_course(notebooks_dir=folder, executed_dir=tmp_path / "executed") == 1
 
+    assert time.monotonic() - started < 60  # 02 was stopped, not waited for
     err = capsys.readouterr().err
     stopped_line = next(line for line in err.splitlines() if line.startswith("course stopped:"))
     assert "01-starts-then-fails.ipynb" in stopped_line and "RuntimeError" in stopped_line
     assert "stopped toy-server" in err
     assert process_gone(_toy_server_pid(folder))
+    assert process_gone(int((folder / "02.pid").read_text()))
+    assert not (folder / "02.end").exists() and not (folder / "03.start").exists()
 
 
-def test_ctrl_c_stops_the_course_and_the_servers_its_notebook_started(tmp_path, store):
+def test_ctrl_c_stops_the_course_its_running_notebooks_and_the_servers_they_started(tmp_path, store):
     folder = tmp_path / "nbs"
     folder.mkdir()
     _notebook(folder / "01-starts-then-waits.ipynb", START_SERVER, "import time\ntime.sleep(120)")
-    env = {**os.environ, "WEEK2_DATA": "sample", "WEEK2_SERVERS_DIR": str(tmp_path / "servers")}
+    _notebook(folder / "02-waits-beside-it.ipynb", *_timed("02", seconds=120))
+    env = {
+        **os.environ,
+        "WEEK2_DATA": "sample",
+        "WEEK2_COURSE_JOBS": "2",
+        "WEEK2_SERVERS_DIR": str(tmp_path / "servers"),
+    }
     script = (
         "import sys; from pathlib import Path; from week2.machinery import course; "
         f"sys.exit(course.main_course(notebooks_dir=Path({str(folder)!r}), "
@@ -158,7 +256,8 @@ def test_ctrl_c_stops_the_course_and_the_servers_its_notebook_started(tmp_path, 
     )
     try:
         deadline = time.monotonic() + 120
-        while not (folder / "started.txt").exists() and time.monotonic() < deadline:
+        while not ((folder / "started.txt").exists() and (folder / "02.start").exists()):
+            assert time.monotonic() < deadline, "the notebooks did not start"
             time.sleep(0.2)
         server_pid = _toy_server_pid(folder)
         os.killpg(runner.pid, signal.SIGINT)
@@ -172,6 +271,8 @@ def test_ctrl_c_stops_the_course_and_the_servers_its_notebook_started(tmp_path, 
     assert err.strip().splitlines()[-1].startswith("course stopped: interrupted (Ctrl+C)"), err
     assert "stopped toy-server" in err
     assert process_gone(server_pid)
+    assert process_gone(int((folder / "02.pid").read_text()))
+    assert not (folder / "02.end").exists()
 
 
 def test_a_second_course_run_on_the_same_store_refuses_in_one_line(tmp_path, store):

@@ -237,6 +237,11 @@ def sweep_parallelism() -> int:
     return _env_int("WEEK2_SWEEP_PARALLELISM", 2)
 
 
+def course_jobs() -> int:
+    """Notebooks `make course` runs at once: two on a machine with two cores or more, else one."""
+    return _env_int("WEEK2_COURSE_JOBS", 2 if (os.cpu_count() or 1) >= 2 else 1)
+
+
 def spark_master() -> str:
     return _env("WEEK2_SPARK_MASTER", "local[*]")
 
@@ -318,7 +323,7 @@ def months() -> Months:
 
 SETTINGS = (
     tracking_uri, artifacts_dir, data_mode, tlc_mirror, data_dir, months, sample_rows, seed,
-    sweep_trials, sweep_backend, sweep_parallelism, spark_master, model_name, rmse_threshold,
+    sweep_trials, sweep_backend, sweep_parallelism, course_jobs, spark_master, model_name, rmse_threshold,
     developer, build_dir, servers_dir, server_port, scenario3_port, s3_port, postgres_port, serve_port,
     ui_port, webhook_port,
 )  # fmt: skip

@@ -1,23 +1,34 @@
-"""The course runner: execute every notebook in order against one tracking store, then summarise.
+"""The course runner: execute every notebook against one tracking store, then summarise.
 
 `python -m week2 course` (what `make course` calls) resolves the data once (real months, or the
-synthetic sample when they cannot be had), runs `notebooks/NN-*.ipynb` in sort order with nbclient,
-saves executed copies to `build/notebooks/`, and prints what the store now holds.
+synthetic sample when they cannot be had), runs `notebooks/NN-*.ipynb` with nbclient, saves
+executed copies to `build/notebooks/`, and prints what the store now holds.
+
+Two notebooks run at once on a machine with two cores (WEEK2_COURSE_JOBS): most of a notebook is
+one core's work, so the second core would otherwise idle. A notebook starts once the notebooks
+whose results it reads have run and no running notebook uses the same server (its metadata says
+both, see CourseNotebook); among those that may start, the earliest goes first, so with one job
+the course runs in teaching order.
 
 It holds a lock on its tracking store for the whole run: a second `make course` on the same store
 refuses in one line. A notebook that fails (an error, a dead kernel, a cell timeout) or a Ctrl+C
-ends in one "course stopped" line, after the servers that notebook started have been stopped.
+ends in one "course stopped" line, after the other running notebook has been stopped and the
+servers the course had started have been stopped too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import hashlib
 import os
+import queue
 import shutil
+import signal
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,10 +48,15 @@ class CourseBusy(Week2Error):
     """Another course run holds the tracking store."""
 
 
+class CoursePlanError(Week2Error):
+    """A notebook's metadata names a notebook it cannot run after."""
+
+
 @dataclass
 class NotebookResult:
     path: Path
     seconds: float
+    finished_at: float = 0.0  # seconds from the start of the course run
 
 
 REQUIREMENT_HINTS = {
@@ -112,10 +128,20 @@ def store_lock(tracking_uri: str) -> Iterator[Path]:
 
 
 def execute_notebook(
-    path: Path, executed_dir: Path, timeout: int = CELL_TIMEOUT_SECONDS, folder: Path | None = None
+    path: Path,
+    executed_dir: Path,
+    timeout: int = CELL_TIMEOUT_SECONDS,
+    folder: Path | None = None,
+    on_cell: Callable[[], None] | None = None,
+    on_kernel: Callable[[Callable[[], None]], None] | None = None,
 ) -> float:
     """Run one notebook in a fresh kernel from its own folder (or `folder`, for a copy kept elsewhere);
-    save the executed copy; return seconds."""
+    save the executed copy; return seconds.
+
+    `on_cell` is called after each code cell (without it the notebook draws a progress bar of its
+    own); `on_kernel` is given, once the kernel runs, a function that any thread may call to shut
+    that kernel down, which ends the notebook with NotebookFailed.
+    """
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -123,7 +149,8 @@ def execute_notebook(
 
     notebook = nbformat.read(path, as_version=4)
     code_cells = [c for c in notebook.cells if c.cell_type == "code"]
-    bar = tqdm(total=len(code_cells), desc=path.stem, unit="cell", leave=True)
+    bar = None if on_cell else tqdm(total=len(code_cells), desc=path.stem, unit="cell", leave=True)
+    on_cell = on_cell or (lambda: bar.update(1))
     running = []  # the code cell being executed, for a kernel that dies or a cell that times out
 
     def running_cell() -> str:
@@ -131,6 +158,12 @@ def execute_notebook(
             return "a cell"
         number = code_cells.index(running[-1]) + 1
         return f"code cell {number} ({_first_line(running[-1].source)!r})"
+
+    def kernel_started(**_) -> None:
+        # Called on the client's event loop: a shutdown is handed to that loop, whoever asks for it.
+        if on_kernel is not None:
+            loop, manager = asyncio.get_running_loop(), client.km
+            on_kernel(lambda: asyncio.run_coroutine_threadsafe(manager.shutdown_kernel(), loop))
 
     client = NotebookClient(
         notebook,
@@ -141,8 +174,9 @@ def execute_notebook(
         # notebook's own code still reach the executed copy.
         extra_arguments=["--IPKernelApp.log_level=ERROR"],
         resources={"metadata": {"path": str(folder or path.parent)}},
+        on_notebook_start=kernel_started,
         on_cell_start=lambda cell, **_: running.append(cell) if cell.cell_type == "code" else None,
-        on_cell_executed=lambda cell, **_: bar.update(1) if cell.cell_type == "code" else None,
+        on_cell_executed=lambda cell, **_: on_cell() if cell.cell_type == "code" else None,
     )
     executed_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -150,8 +184,8 @@ def execute_notebook(
         try:
             client.execute()
         except BaseException:
-            # nbclient takes SIGINT and SIGTERM itself while it runs, to shut the kernel down, and
-            # then fails with whatever the dead kernel causes: it was an interruption.
+            # In the main thread nbclient takes SIGINT and SIGTERM itself while it runs, to shut the
+            # kernel down, and then fails with whatever the dead kernel causes: it was an interruption.
             if (cleanup := getattr(client, "_async_cleanup_kernel_future", None)) is not None:
                 _quiet(cleanup)
                 raise KeyboardInterrupt from None
@@ -174,7 +208,8 @@ def execute_notebook(
     except DeadKernelError:
         raise NotebookFailed(f"{path.name}: the kernel died in {running_cell()}") from None
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         nbformat.write(notebook, executed_dir / path.name)
     return time.perf_counter() - started
 
@@ -192,8 +227,51 @@ def _quiet(cleanup) -> None:
         cleanup.add_done_callback(lambda task: task.cancelled() or task.exception())
 
 
+@dataclass(frozen=True)
+class CourseNotebook:
+    """A notebook of the course and what its metadata (`"week2": {...}`) tells the runner.
+
+    `after`: the numbers of the notebooks whose results it reads (04 registers what 01–03 logged);
+    it starts once they have run. `uses`: the servers it starts and stops (`team-server`), which
+    one notebook at a time may hold. `requires`: the programs it needs (see missing_requirements).
+    """
+
+    path: Path
+    after: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
+    code_cells: int = 0
+
+    @property
+    def number(self) -> str:
+        return self.path.name[:2]
+
+
+def read_course(folder: Path) -> list[CourseNotebook]:
+    """The course's notebooks in teaching order with their metadata; CoursePlanError if `after` is wrong."""
+    import nbformat
+
+    notebooks = []
+    for path in course_notebooks(folder):
+        notebook = nbformat.read(path, as_version=4)
+        meta = notebook.metadata.get("week2", {})
+        entry = CourseNotebook(
+            path,
+            after=tuple(meta.get("after", [])),
+            uses=tuple(meta.get("uses", [])),
+            code_cells=sum(cell.cell_type == "code" for cell in notebook.cells),
+        )
+        earlier = {n.number for n in notebooks}
+        if unknown := [number for number in entry.after if number not in earlier]:
+            raise CoursePlanError(
+                f"{path.name}: its metadata week2.after names {', '.join(unknown)}, which is not an "
+                "earlier notebook of the course: list only the numbers of earlier notebooks."
+            )
+        notebooks.append(entry)
+    return notebooks
+
+
 def run_course(notebooks_dir: Path | None = None, executed_dir: Path | None = None) -> list[NotebookResult]:
-    """Resolve the data, run every notebook in order, print the summary; raise NotebookFailed on error."""
+    """Resolve the data, run every notebook, print the summary; raise NotebookFailed on error."""
     from week2 import config
 
     notebooks_dir = notebooks_dir or config.REPO_ROOT / NOTEBOOKS_DIR_NAME
@@ -205,44 +283,169 @@ def run_course(notebooks_dir: Path | None = None, executed_dir: Path | None = No
 def _run_course_locked(notebooks_dir: Path, executed_dir: Path) -> list[NotebookResult]:
     from week2 import config, data
 
+    notebooks = read_course(notebooks_dir)
+    jobs = config.course_jobs()
     months = config.months()
     source, _ = data.resolve_months([months.train, months.val, months.test], warn=False)
     # Every notebook must see the same data, so the decision `auto` made is handed down to them.
     os.environ["WEEK2_DATA"] = source
     print(f"data: {source} ({months.train}, {months.val}, {months.test})")
     print(f"tracking store: {config.tracking_uri()}")
+    print(f"notebooks at once: {jobs} (WEEK2_COURSE_JOBS); each starts when those it reads from have run")
 
-    results, skipped = [], []
-    for path in course_notebooks(notebooks_dir):
-        if missing := missing_requirements(path):
-            skipped.append(f"{path.stem} (needs {'; '.join(missing)})")
-            print(f"skipped {skipped[-1]}", flush=True)
+    to_run, skipped = [], {}
+    for notebook in notebooks:
+        if missing := missing_requirements(notebook.path):
+            skipped[notebook.number] = f"{notebook.path.stem} (needs {'; '.join(missing)})"
+        elif without := [number for number in notebook.after if number in skipped]:
+            skipped[notebook.number] = f"{notebook.path.stem} (reads from {', '.join(without)}, skipped)"
+        else:
+            to_run.append(notebook)
             continue
-        seconds = execute_notebook_stopping_its_servers(path, executed_dir)
-        results.append(NotebookResult(path, seconds))
+        print(f"skipped {skipped[notebook.number]}", flush=True)
+
+    started = time.perf_counter()
+    results = run_notebooks_stopping_their_servers(to_run, executed_dir, jobs)
     print()
-    print(summary(source, results, executed_dir, skipped))
+    print(summary(source, results, executed_dir, list(skipped.values()), time.perf_counter() - started))
     return results
 
 
-def execute_notebook_stopping_its_servers(path: Path, executed_dir: Path) -> float:
-    """`execute_notebook`, then, if it failed or was interrupted, stop the servers it had started.
-
-    A scenario notebook stops its servers in its last cell, which a failure never reaches.
+def run_notebooks_stopping_their_servers(
+    notebooks: list[CourseNotebook], executed_dir: Path, jobs: int
+) -> list[NotebookResult]:
+    """`run_notebooks`, then, if a notebook failed or the run was interrupted, stop the servers the
+    course had started (a scenario notebook stops its own in its last cell, which a failure never reaches).
     """
     from week2.machinery import servers
 
     before = servers.running_services()
     try:
-        return execute_notebook(path, executed_dir)
+        return run_notebooks(notebooks, executed_dir, jobs)
     except BaseException:
-        for name in servers.stop_services_started_since(before):
-            print(f"stopped {name}, which {path.stem} had started", file=sys.stderr)
+        with _sigint_ignored():  # a second Ctrl+C would leave the servers running
+            for name in servers.stop_services_started_since(before):
+                print(f"stopped {name}, which the course had started", file=sys.stderr)
         raise
 
 
+class _Running:
+    """A notebook executing in a thread of its own; `stop` shuts its kernel down from any thread."""
+
+    def __init__(self, notebook: CourseNotebook, executed_dir: Path, on_cell, finished: queue.Queue):
+        self.notebook = notebook
+        self._shutdown: Callable[[], None] | None = None
+        self._stopping = False
+        self._lock = threading.Lock()
+
+        def execute() -> None:
+            try:
+                outcome = execute_notebook(notebook.path, executed_dir, on_cell=on_cell, on_kernel=self._kernel)
+            except BaseException as error:  # handed to the runner's thread, which raises it
+                outcome = error
+            finished.put((self, outcome))
+
+        self.thread = threading.Thread(target=execute, name=notebook.path.stem, daemon=True)
+        self.thread.start()
+
+    def _kernel(self, shutdown: Callable[[], None]) -> None:
+        with self._lock:
+            self._shutdown = shutdown
+            if self._stopping:  # asked to stop while its kernel was starting
+                shutdown()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            if self._shutdown is not None:
+                self._shutdown()
+
+
+STOP_WAIT_SECONDS = 60  # a kernel asked to shut down is killed after 5 s; its thread then ends
+
+
+def run_notebooks(notebooks: list[CourseNotebook], executed_dir: Path, jobs: int) -> list[NotebookResult]:
+    """Run `notebooks`, up to `jobs` at once, each once those named in its `after` have run and no
+    running notebook uses a server it uses; earlier notebooks first. Return their results in order.
+
+    A failure or a Ctrl+C shuts the running notebooks' kernels down and is raised (NotebookFailed,
+    KeyboardInterrupt) once their threads have ended; nothing further starts.
+    """
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=sum(n.code_cells for n in notebooks), desc="course", unit="cell")
+    finished: queue.Queue = queue.Queue()
+    pending, running, results = list(notebooks), [], []
+    done: set[str] = set()
+    course_started = time.perf_counter()
+
+    def ready(notebook: CourseNotebook) -> bool:
+        busy = {server for run in running for server in run.notebook.uses}
+        return set(notebook.after) <= done and not busy & set(notebook.uses)
+
+    def show_running() -> None:
+        bar.set_description_str("running " + ", ".join(run.notebook.path.stem for run in running))
+
+    try:
+        while pending or running:
+            for notebook in list(pending):
+                if len(running) < jobs and ready(notebook):
+                    pending.remove(notebook)
+                    running.append(_Running(notebook, executed_dir, lambda: bar.update(1), finished))
+            show_running()
+            run, outcome = _next_finished(finished)
+            running.remove(run)
+            if isinstance(outcome, BaseException):
+                raise outcome
+            done.add(run.notebook.number)
+            finished_at = time.perf_counter() - course_started
+            results.append(NotebookResult(run.notebook.path, outcome, finished_at))
+            bar.write(f"{run.notebook.path.stem}: {outcome:.0f} s (done {_minutes(finished_at)} into the course)")
+    except BaseException:
+        with _sigint_ignored():
+            for run in running:
+                run.stop()
+            for run in running:
+                run.thread.join(STOP_WAIT_SECONDS)
+        raise
+    finally:
+        bar.close()
+    return sorted(results, key=lambda result: result.path.name)
+
+
+def _next_finished(finished: queue.Queue):
+    # A wait with a timeout, so that Ctrl+C reaches this thread at once.
+    while True:
+        try:
+            return finished.get(timeout=0.5)
+        except queue.Empty:
+            continue
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ctrl+C is ignored in the block (bounded clean-up that a second Ctrl+C would cut short)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _minutes(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
 def summary(
-    source: str, results: list[NotebookResult], executed_dir: Path, skipped: list[str] | None = None
+    source: str,
+    results: list[NotebookResult],
+    executed_dir: Path,
+    skipped: list[str] | None = None,
+    seconds: float | None = None,
 ) -> str:
     """What the course left in the tracking store, and what to do next."""
     import mlflow
@@ -256,6 +459,8 @@ def summary(
     label = "the real TLC months" if source == "real" else "the SYNTHETIC SAMPLE (real data could not be had)"
     lines.append(f"data used: {label}")
     lines.append("notebooks: " + ", ".join(f"{r.path.stem} {r.seconds:.0f}s" for r in results))
+    if seconds is not None:
+        lines.append(f"course: {_minutes(seconds)} from the first notebook to the last")
     lines += [f"skipped: {reason}" for reason in skipped or []]
     lines.append(f"executed copies: {executed_dir}")
 
