@@ -150,6 +150,16 @@ def store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def create_store(uri: str) -> None:
+    """Create a SQLite store's tables (or bring an older schema up to date) now, under the lock.
+
+    MLflow does this when a process first opens the store, without a lock of its own: processes
+    that open a new store at the same moment (two notebooks of `make course`) would all migrate it.
+    """
+    with store_lock(uri):
+        mlflow.MlflowClient(uri).search_experiments(max_results=1)
+
+
 def _get_or_create_experiment(uri: str, experiment: str) -> str:
     """The experiment's id, created (tagged as classic ML) if missing; another process may create it first."""
     found = mlflow.get_experiment_by_name(experiment)

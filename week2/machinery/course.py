@@ -281,7 +281,7 @@ def run_course(notebooks_dir: Path | None = None, executed_dir: Path | None = No
 
 
 def _run_course_locked(notebooks_dir: Path, executed_dir: Path) -> list[NotebookResult]:
-    from week2 import config, data
+    from week2 import config, data, tracking
 
     notebooks = read_course(notebooks_dir)
     jobs = config.course_jobs()
@@ -304,6 +304,8 @@ def _run_course_locked(notebooks_dir: Path, executed_dir: Path) -> list[Notebook
             continue
         print(f"skipped {skipped[notebook.number]}", flush=True)
 
+    # Notebook 01 opens the store with MLflow's own calls, beside notebook 02: the tables must be there.
+    tracking.create_store(config.tracking_uri())
     started = time.perf_counter()
     results = run_notebooks_stopping_their_servers(to_run, executed_dir, jobs)
     print()
@@ -340,7 +342,9 @@ class _Running:
 
         def execute() -> None:
             try:
-                outcome = execute_notebook(notebook.path, executed_dir, on_cell=on_cell, on_kernel=self._kernel)
+                outcome = execute_notebook(
+                    notebook.path, executed_dir, on_cell=on_cell, on_kernel=self._kernel
+                )
             except BaseException as error:  # handed to the runner's thread, which raises it
                 outcome = error
             finished.put((self, outcome))
@@ -400,7 +404,8 @@ def run_notebooks(notebooks: list[CourseNotebook], executed_dir: Path, jobs: int
             done.add(run.notebook.number)
             finished_at = time.perf_counter() - course_started
             results.append(NotebookResult(run.notebook.path, outcome, finished_at))
-            bar.write(f"{run.notebook.path.stem}: {outcome:.0f} s (done {_minutes(finished_at)} into the course)")
+            name = run.notebook.path.stem
+            bar.write(f"{name}: {outcome:.0f} s, done {_minutes(finished_at)} into the course")
     except BaseException:
         with _sigint_ignored():
             for run in running:
