@@ -101,11 +101,21 @@ def champion_and_challenger_were_evaluated() -> None:
         assert review.data.metrics[f"{alias}_val_rmse"] == pytest.approx(rmse[f"evaluate-{alias}"])
 
 
+def notebook_01s_run_was_reproduced_on_the_same_data(executed) -> None:
+    """Notebook 10 reproduced a run of notebook 01 from an unchanged checkout: nothing differs."""
+    (cell,) = [c for c in executed.cells if c.cell_type == "code" and "reproduce {" in c.source]
+    report = shown(cell)
+    assert "val_rmse: recorded" in report and "(DIFFERS)" not in report, report
+    assert report.count("(same)") >= 3, report  # the commit and both months, and each library
+
+
 AFTER_RUNNING = {
-    "03-hyperparameter-sweep": after_the_sweep,
-    "04-model-registry": champion_and_challenger_were_evaluated,
+    "03-hyperparameter-sweep": lambda executed: after_the_sweep(),
+    "04-model-registry": lambda executed: champion_and_challenger_were_evaluated(),
+    "10-store-operations": notebook_01s_run_was_reproduced_on_the_same_data,
 }
-"""What a notebook must have left in the store, beyond its exercises, checked after it runs."""
+"""What a notebook must have left behind (in the store, in its executed copy), beyond its
+exercises, checked after it runs: each is given the executed notebook."""
 
 
 def _marks(cell) -> tuple[str | None, str | None]:
@@ -198,7 +208,7 @@ def test_notebook_runs_quietly_and_its_exercises_check_both_ways(path, executed_
     assert len([c for c in result.cells if _marks(c)[1] == "check"]) == len(keys)
 
     if path.stem in AFTER_RUNNING:
-        AFTER_RUNNING[path.stem]()
+        AFTER_RUNNING[path.stem](result)
 
     noisy = [(i, m.group(0)) for i, c in enumerate(result.cells) for m in NOISE.finditer(shown(c))]
     assert not noisy, f"{path.name} shows what a student should not see (cell, text): {noisy[:5]}"

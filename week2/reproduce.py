@@ -137,10 +137,12 @@ def read_month(dataset_input) -> Month:
     if not path.is_file():
         raise ReproduceError(f"{what} is gone: get the month again (make data) or restore the file.")
     frame = utils.read_dataframe(path)
-    recorded, present = dataset_input.dataset.digest, digest(frame)
-    # A run may have logged the file as it is rather than after the course preprocessing.
-    if present != recorded and digest(pd.read_parquet(path)) == recorded:
-        present = recorded
+    recorded, present = dataset_input.dataset.digest, digest(frame[utils.SEEN_COLUMNS])
+    # The course's runs log the columns the pipeline reads; another run may have logged the whole
+    # prepared month, or the file as it is.
+    for whole in (lambda: frame, lambda: pd.read_parquet(path)):
+        if present != recorded and digest(whole()) == recorded:
+            present = recorded
     return Month(context, path, frame, Comparison(what, recorded, present))
 
 

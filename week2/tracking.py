@@ -232,14 +232,18 @@ def run_tags(**extra: str) -> dict[str, str]:
 
 
 def log_dataset(df: pd.DataFrame, path: str | Path, context: str, name: str) -> None:
-    """Log a month as an MLflow dataset input of the active run (`context`: training, validation…)."""
+    """Log a prepared month as an MLflow dataset input of the active run (`context`: training,
+    validation…): the columns the pipeline reads, as notebook 01 logs them (the same digest)."""
+    from week2 import utils
+
     with warnings.catch_warnings():
         # MLflow 3.17 registers its local-file source class twice and warns that a path "can be
         # interpreted in multiple ways" by the same class; the source it picks is the right one.
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
         # Zone IDs are never missing, so MLflow's hint about integer columns and NaN does not apply.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
-        dataset = mlflow.data.from_pandas(df, source=str(path), targets="duration", name=name)
+        seen = df[utils.SEEN_COLUMNS]
+        dataset = mlflow.data.from_pandas(seen, source=str(path), targets=utils.TARGET, name=name)
         # The schema is inferred lazily, when the input is logged: the hint would come from here.
         mlflow.log_input(dataset, context=context)
 

@@ -23,6 +23,9 @@ CATEGORICAL = ["PU_DO"]
 NUMERICAL = ["trip_distance"]
 RAW_COLUMNS = ["PULocationID", "DOLocationID", "trip_distance"]
 """The raw trip columns a logged model takes: it builds PU_DO itself."""
+SEEN_COLUMNS = [*RAW_COLUMNS, *CATEGORICAL, TARGET]
+"""What the pipeline reads of a prepared month, and so what a run logs of it as its dataset
+(notebooks 01–03 type the same list): one month, one digest, whichever notebook logged it."""
 
 
 TRIP_COLUMNS = ["lpep_pickup_datetime", "lpep_dropoff_datetime", *RAW_COLUMNS]
