@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -296,3 +297,24 @@ def test_a_second_course_run_on_the_same_store_refuses_in_one_line(tmp_path, sto
     assert after == before  # nothing ran: the store and its folder are as they were
     with course.store_lock(f"sqlite:///{store / 'mlflow.db'}"):
         pass  # released with its holder
+
+
+SERVER_STARTS = {
+    "team-server": ("ensure_team_server(", "start_team_server("),
+    "scenario3": ("ensure_scenario3(",),
+}
+
+
+def test_each_course_notebook_declares_the_notebooks_it_reads_and_the_servers_it_starts():
+    """What the runner's order rests on, checked against the code: an experiment of another
+    notebook named in a cell (`"01-…"`) needs that notebook in `week2.after`, and a server started
+    in a cell needs it in `week2.uses`."""
+    for notebook in course.read_course(config.REPO_ROOT / "notebooks"):
+        code = "\n".join(
+            c.source for c in nbformat.read(notebook.path, as_version=4).cells if c.cell_type == "code"
+        )
+        named = {number for number in re.findall(r"[\"'](\d\d)-[a-z]", code) if number != notebook.number}
+        assert named <= set(notebook.after), f"{notebook.path.name} reads {named}, after {notebook.after}"
+        for server, calls in SERVER_STARTS.items():
+            if any(call in code for call in calls):
+                assert server in notebook.uses, f"{notebook.path.name} starts {server}"

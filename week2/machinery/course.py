@@ -289,6 +289,11 @@ def _run_course_locked(notebooks_dir: Path, executed_dir: Path) -> list[Notebook
     source, _ = data.resolve_months([months.train, months.val, months.test], warn=False)
     # Every notebook must see the same data, so the decision `auto` made is handed down to them.
     os.environ["WEEK2_DATA"] = source
+    if jobs > 1:
+        # OpenMP threads (xgboost's, scikit-learn's) spin on the cores while they wait for each
+        # other; beside another notebook that spinning takes its core: notebook 02's boosting took
+        # 34 s beside 01 instead of 13 s alone. Waiting threads that sleep leave the core to it.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     print(f"data: {source} ({months.train}, {months.val}, {months.test})")
     print(f"tracking store: {config.tracking_uri()}")
     print(f"notebooks at once: {jobs} (WEEK2_COURSE_JOBS); each starts when those it reads from have run")
