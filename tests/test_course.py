@@ -120,6 +120,17 @@ def test_a_notebook_after_one_that_is_not_earlier_is_refused_in_one_line(tmp_pat
     )
 
 
+def test_a_notebook_whose_predecessor_is_not_run_is_refused_rather_than_waited_for(tmp_path):
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    _notebook(folder / "01-first.ipynb", "x = 1")
+    _notebook(folder / "02-reads-01.ipynb", "x = 2", after=["01"])
+    (_, second) = course.read_course(folder)
+    with pytest.raises(course.CoursePlanError, match="02-reads-01.ipynb.*01"):
+        course.run_notebooks([second], tmp_path / "executed", jobs=2)
+    assert not (tmp_path / "executed" / "02-reads-01.ipynb").exists()
+
+
 def test_a_failure_names_the_notebook_and_the_cell(tmp_path):
     path = _notebook(tmp_path / "03-broken.ipynb", "x = 1", "# why\ny = 1 / 0", "z = 3")
     with pytest.raises(course.NotebookFailed) as error:

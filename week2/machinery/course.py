@@ -401,6 +401,9 @@ def run_notebooks(notebooks: list[CourseNotebook], executed_dir: Path, jobs: int
                 if len(running) < jobs and ready(notebook):
                     pending.remove(notebook)
                     running.append(_Running(notebook, executed_dir, lambda: bar.update(1), finished))
+            if not running:  # what is left waits for a notebook that is not among those to run
+                waiting = {n.path.name: sorted(set(n.after) - done) for n in pending}
+                raise CoursePlanError(f"nothing can start: {waiting} wait for notebooks not run here.")
             show_running()
             run, outcome = _next_finished(finished)
             running.remove(run)
