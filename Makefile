@@ -46,10 +46,11 @@ course: $(STAMP) ## run every notebook in order on the course data, then print a
 
 # Two worker processes, each given whole test files (a file's tests share its servers and stores;
 # test_exercises runs the notebooks in teaching order): much of the suite waits on servers and
-# subprocesses, so two workers use the two cores of a student's laptop or a CI machine.
+# subprocesses, so two workers use the two cores of a student's laptop or a CI machine. Files go out
+# in collection order, where conftest puts the longest first, not reordered by their number of tests.
 TEST_WORKERS ?= 2
 test: $(STAMP) ## the whole test suite, as CI runs it
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # What needs servers, a browser, Spark, the real months or minutes is marked so in tests/ (pyproject
 # registers the markers); the notebooks run only in `make test`.

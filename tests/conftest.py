@@ -89,8 +89,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             print(f"\nthe suite's scratch folder (stores, executed notebooks, logs) is kept: {scratch}")
 
 
+LONGEST_FIRST = ("test_exercises.py", "test_homework_real.py", "test_homework.py", "test_spark.py")
+"""The files that take longest (minutes each), longest first. `make test` gives each worker whole
+files, in collection order: started first, they run side by side, and the short files fill in
+after; met last, two of them could end up one after the other on the same worker."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test that starts the scenario servers must be marked so, or `make test-fast` would start them."""
+    """The longest files first (a stable sort: each file's own order is kept); and a test that starts
+    the scenario servers must be marked so, or `make test-fast` would start them."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
     starts_servers = [item for item in items if "server_settings" in getattr(item, "fixturenames", ())]
     unmarked = [item.nodeid for item in starts_servers if item.get_closest_marker("servers") is None]
     if unmarked:

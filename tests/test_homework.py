@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import REPO_ROOT, real_month
+from conftest import REPO_ROOT
 from scipy import sparse
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.feature_extraction import DictVectorizer
@@ -519,25 +519,3 @@ def test_make_homework_refuses_malformed_values_in_one_line(tmp_path):
         "error: Invalid value for '--trials': '-2' is not a whole number of 1 or more: write e.g. TRIALS=15."
     ], done.stderr
     assert not (tmp_path / "mlflow.db").exists()
-
-
-# --- on the real months ---------------------------------------------------------------------------------
-
-
-@pytest.mark.real_data
-@pytest.mark.slow
-def test_solution_gives_the_official_answers_on_the_real_2023_months(tmp_path):
-    """The whole homework as the 2025 cohort ran it (15 trials, top 5) on green taxi 2023-01..03:
-    about 5 minutes on two cores. train.py and register_model.py stay within 2 GB of memory."""
-    paths = [real_month(month) for month in MONTHS]
-    run = start_homework(tmp_path, "real", trials=15, top_n=5, solution=True)()
-    print(f"real homework run: {run.seconds:.0f} s")
-    assert run.returncode == 0, run.output
-    assert "data: real 2023-01, 2023-02, 2023-03" in run.output
-    assert verdicts(run.output) == [["PASS", f"q{i}"] for i in range(1, 7)]
-    submission = run.submission
-    assert {key: submission[key] for key in OFFICIAL_2025} == OFFICIAL_2025
-    assert run.pickle("train.pkl")[0].shape[0] > 50_000  # a real month, not the sample
-    assert_pickles_follow_the_homework_steps(run, paths)  # the real files' schema changes in 2023
-    for script in ("train.py", "register_model.py"):
-        assert run.peak_gb(script) <= 2.0, run.output
