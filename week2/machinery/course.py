@@ -4,15 +4,15 @@
 synthetic sample when they cannot be had), runs `notebooks/NN-*.ipynb` with nbclient, saves
 executed copies to `build/notebooks/`, and prints what the store now holds.
 
-Two notebooks run at once on a machine with two cores (WEEK2_COURSE_JOBS): most of a notebook is
-one core's work, so the second core would otherwise idle. A notebook starts once the notebooks
-whose results it reads have run and no running notebook uses the same server (its metadata says
-both, see CourseNotebook); among those that may start, the earliest goes first, so with one job
-the course runs in teaching order.
+Three notebooks run at once on a machine with two cores (WEEK2_COURSE_JOBS): most of a notebook
+is one core's work, or waits on a server, so one at a time would leave the cores idle. A notebook
+starts once the notebooks whose results it reads have run and no running notebook uses the same
+server (its metadata says both, see CourseNotebook); among those that may start, the earliest goes
+first, so with one job the course runs in teaching order.
 
 It holds a lock on its tracking store for the whole run: a second `make course` on the same store
 refuses in one line. A notebook that fails (an error, a dead kernel, a cell timeout) or a Ctrl+C
-ends in one "course stopped" line, after the other running notebook has been stopped and the
+ends in one "course stopped" line, after the other running notebooks have been stopped and the
 servers the course had started have been stopped too.
 """
 
@@ -291,7 +291,7 @@ def _run_course_locked(notebooks_dir: Path, executed_dir: Path) -> list[Notebook
     os.environ["WEEK2_DATA"] = source
     if jobs > 1:
         # OpenMP threads (xgboost's, scikit-learn's) spin on the cores while they wait for each
-        # other; beside another notebook that spinning takes its core: notebook 02's boosting took
+        # other; beside other notebooks that spinning takes their cores: notebook 02's boosting took
         # 34 s beside 01 instead of 13 s alone. Waiting threads that sleep leave the core to it.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     print(f"data: {source} ({months.train}, {months.val}, {months.test})")
