@@ -77,6 +77,30 @@ def test_two_notebooks_run_at_once_and_one_waits_for_those_it_reads_from(tmp_pat
     assert (tmp_path / "executed" / "03-reads-01.ipynb").is_file()
 
 
+def test_the_store_has_its_tables_before_the_first_notebooks_open_it_at_once(tmp_path, store, monkeypatch):
+    """Notebook 01 opens the store with MLflow's own calls beside notebook 02: two migrations of a
+    new store at once collide, so the runner makes the tables first."""
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    peek = (
+        "import os, sqlite3\n"
+        "database = os.environ['MLFLOW_TRACKING_URI'].removeprefix('sqlite:///')\n"
+        "tables = {name for (name,) in sqlite3.connect(database).execute("
+        "\"SELECT name FROM sqlite_master WHERE type = 'table'\")}\n"
+        "open('tables.txt', 'w').write(' '.join(sorted(tables)))"
+    )
+    _notebook(folder / "01-peeks.ipynb", peek)
+    monkeypatch.setenv("WEEK2_DATA", "sample")
+    fresh = tmp_path / "fresh" / "mlflow.db"  # the suite's stores are copies of a made one
+    fresh.parent.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{fresh}")
+
+    course.run_course(folder, tmp_path / "executed")
+
+    tables = (folder / "tables.txt").read_text().split()
+    assert {"alembic_version", "experiments", "runs", "registered_models"} <= set(tables), tables
+
+
 def test_notebooks_using_the_same_server_never_run_at_once(tmp_path, store, monkeypatch):
     folder = tmp_path / "nbs"
     folder.mkdir()
