@@ -1,4 +1,4 @@
-"""Notebook hygiene, and notebook 01 on the real months (test_exercises runs every notebook on the sample)."""
+"""Notebook hygiene (test_exercises runs every notebook on the sample; `make course` on the real months)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import mlflow
 import pytest
-from conftest import REPO_ROOT, real_month
+from conftest import REPO_ROOT
 
-from week2.config import store_settings
 from week2.machinery import course
 
 NOTEBOOKS = course.course_notebooks(REPO_ROOT / "notebooks")
@@ -41,35 +39,6 @@ def test_notebook_hard_codes_no_run_or_model_id(path):
     assert not re.search(r"\b[0-9a-f]{32}\b", source), "a literal run id: find runs with search_runs"
     assert not re.search(r"m-[0-9a-f]{32}", source), "a literal model id: use model_info or aliases"
     assert not re.search(r"models:/[^\"'{}]+/\d+", source), "a literal version: use an alias"
-
-
-@pytest.mark.real_data
-def test_notebook_01_on_the_real_months(tmp_path, monkeypatch):
-    for month in ("2021-01", "2021-02"):
-        real_month(month)
-    env = {
-        "WEEK2_DATA": "real",
-        **store_settings(tmp_path),
-        "WEEK2_DATA_DIR": str(tmp_path / "data"),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-
-    course.execute_notebook(REPO_ROOT / "notebooks" / "01-duration-prediction.ipynb", tmp_path / "executed")
-
-    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
-    runs = mlflow.search_runs(experiment_names=["01-duration-baselines"], output_format="list")
-    assert sorted(r.data.tags["model"] for r in runs) == ["lasso", "linear_regression", "ridge"]
-    for run in runs:
-        assert run.data.tags["data_source"] == "real"
-        assert run.data.tags["train_month"] == "2021-01"
-        assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"green-2021-01", "green-2021-02"}
-        assert len(run.outputs.model_outputs) == 1
-        artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "plots")}
-        assert artifacts == {"plots/duration_distribution.png", "plots/predicted_vs_actual.png"}
-    by_model = {r.data.tags["model"]: r.data.metrics["val_rmse"] for r in runs}
-    assert by_model["linear_regression"] == pytest.approx(7.7587, abs=5e-4)
-    mlflow.set_tracking_uri(None)
 
 
 def test_ruff_passes_on_code_and_notebooks():
