@@ -109,7 +109,8 @@ def _grow(page) -> None:
 
 def _choose_columns(page, names: Iterable[str]) -> None:
     """Toggle runs-table columns by name through the Columns menu, as a user would."""
-    page.get_by_role("button", name="Columns").click()
+    # Exactly "Columns": the table may also show a "Show more columns (N total)" button.
+    page.get_by_role("button", name="Columns", exact=True).click()
     search = page.get_by_placeholder("Search columns")
     for name in names:
         search.fill(name)
