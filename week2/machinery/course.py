@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,15 +68,13 @@ REQUIREMENT_HINTS = {
 """Programs a notebook may declare in its metadata (`"week2": {"requires": [...]}`), and how to get them."""
 
 
-def missing_requirements(path: Path) -> list[str]:
-    """The programs `path` declares it needs that this machine does not have, each with how to get it.
+def missing_requirements(needs: Iterable[str]) -> list[str]:
+    """The programs of `needs` (a notebook's `requires`) that this machine does not have, each with
+    how to get it.
 
     The course stays runnable with Python alone: a notebook that needs more (notebook 09 and Java)
     is skipped by `make course` with this message; the test suite, whose machine has it all, runs it.
     """
-    import nbformat
-
-    needs = nbformat.read(path, as_version=4).metadata.get("week2", {}).get("requires", [])
     return [REQUIREMENT_HINTS.get(name, name) for name in needs if shutil.which(name) is None]
 
 
@@ -239,6 +237,7 @@ class CourseNotebook:
     path: Path
     after: tuple[str, ...] = ()
     uses: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
     code_cells: int = 0
 
     @property
@@ -258,6 +257,7 @@ def read_course(folder: Path) -> list[CourseNotebook]:
             path,
             after=tuple(meta.get("after", [])),
             uses=tuple(meta.get("uses", [])),
+            requires=tuple(meta.get("requires", [])),
             code_cells=sum(cell.cell_type == "code" for cell in notebook.cells),
         )
         earlier = {n.number for n in notebooks}
@@ -300,7 +300,7 @@ def _run_course_locked(notebooks_dir: Path, executed_dir: Path) -> list[Notebook
 
     to_run, skipped = [], {}
     for notebook in notebooks:
-        if missing := missing_requirements(notebook.path):
+        if missing := missing_requirements(notebook.requires):
             skipped[notebook.number] = f"{notebook.path.stem} (needs {'; '.join(missing)})"
         elif without := [number for number in notebook.after if number in skipped]:
             skipped[notebook.number] = f"{notebook.path.stem} (reads from {', '.join(without)}, skipped)"
