@@ -9,21 +9,16 @@ with a value and no problems is a pass.
 from __future__ import annotations
 
 import pickle
+import re
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
-from common import (
-    BEST_MODELS_EXPERIMENT,
-    HPO_EXPERIMENT,
-    PICKLES,
-    SEARCH_BOUNDS,
-    SEARCH_SPACE,
-    TRAIN_EXPERIMENT,
-    session_filter,
-)
+from common import PICKLES, SEARCH_BOUNDS, SEARCH_SPACE, session_filter
+from mlflow.entities import Run
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.feature_extraction import DictVectorizer
 
@@ -33,6 +28,8 @@ ARTIFACT_OPTION = "--default-artifact-root"
 """Q4, the option the course expects (homework/README.md says why, and what --artifacts-destination does)."""
 AUTOLOG_TAG = "estimator_class"
 """A tag scikit-learn autolog puts on every run it logs a fit into."""
+SOURCE_TAG = "mlflow.source.name"
+PARENT_TAG = "mlflow.parentRunId"
 
 
 @dataclass
@@ -50,34 +47,98 @@ class Answer:
         return self.value is not None and not self.problems
 
 
-def session_runs(experiment: str, session: str, order_by: list[str] | None = None) -> list:
-    """The active runs of `experiment` that carry the session's tag, in `order_by` order."""
+def session_runs(session: str) -> list[Run]:
+    """The active runs that carry the session's tag, in every experiment, oldest first."""
     return mlflow.search_runs(
-        experiment_names=[experiment],
+        search_all_experiments=True,
         filter_string=session_filter(session),
-        order_by=order_by,
-        max_results=1000,
+        order_by=["attributes.start_time ASC"],
+        max_results=5000,
         output_format="list",
     )
 
 
-def runs_elsewhere(session: str, script: str, experiment: str) -> list[str]:
-    """A problem naming the experiments where `script` left this session's runs, if not in `experiment`."""
-    runs = mlflow.search_runs(
-        search_all_experiments=True, filter_string=session_filter(session), output_format="list"
-    )
-    ids = {
-        run.info.experiment_id
-        for run in runs
-        if Path(run.data.tags.get("mlflow.source.name", "")).name == script
-    }
-    names = sorted(mlflow.get_experiment(i).name for i in ids)
-    names = [name for name in names if name != experiment]
-    return (
-        [f"{script} logged into {', '.join(names)}: use mlflow.set_experiment({experiment!r})"]
-        if names
-        else []
-    )
+def started_by(runs: list[Run], script: str) -> list[Run]:
+    """The runs `script` started (MLflow records the script as `mlflow.source.name`)."""
+    return [run for run in runs if Path(run.data.tags.get(SOURCE_TAG, "")).name == script]
+
+
+def experiment_name(run: Run) -> str:
+    return mlflow.get_experiment(run.info.experiment_id).name
+
+
+# --- a crash, in one line -------------------------------------------------------------------------------
+
+MESSAGE_LIMIT = 200
+"""Characters of an exception's message shown in a FAIL line; the script's log has all of it."""
+PITFALLS = [
+    (
+        r"unexpected keyword argument 'squared'",
+        "scikit-learn 1.6 removed mean_squared_error's squared=: compute the RMSE with "
+        "root_mean_squared_error(y_true, y_pred), from sklearn.metrics",
+    ),
+    (
+        r"untrusted types",
+        "MLflow saves scikit-learn models with skops, which refuses the forest's trees: autolog already "
+        'logs the model (drop your log_model call), or pass serialization_format="cloudpickle"',
+    ),
+    (
+        r"Unable to find a logged_model with artifact_path (\S+) under run (\w+)",
+        "run {2} logged no model called {1}: keep mlflow.sklearn.autolog() on while the forest is "
+        "trained (it logs the model), and register models:/<model_id> of a run that has one",
+    ),
+    (
+        r"The '(\w+)' parameter of \w+ must be .* Got '[^']*' instead",
+        "MLflow stores parameters as strings: turn each back into a number, e.g. int(params[{1!r}]), "
+        "before you pass it to the forest",
+    ),
+    (
+        r"The '(\w+)' parameter of \w+ must be an int.* Got [0-9.]+ instead",
+        "the forest takes whole numbers: wrap the choice in scope.int(hp.quniform(...)) or convert it "
+        "with int(...)",
+    ),
+    (
+        r"Connection refused|Max retries exceeded|Failed to establish a new connection",
+        "no tracking server answers the address in your script: delete its set_tracking_uri line, "
+        "make homework sets the store",
+    ),
+]
+"""Known ways a homework script crashes under today's libraries: a pattern of the exception's message,
+and the one-line tip shown with it ({1}, {2}: the pattern's groups)."""
+
+
+@dataclass
+class Crash:
+    """The exception that ended a script (homework/harness.py reports it) and where it was raised."""
+
+    type: str
+    message: str
+    file: str
+    line: int | None
+
+    def where(self) -> str:
+        return f"{repo_label(self.file)}, line {self.line}" if self.line else repo_label(self.file)
+
+    def summary(self) -> str:
+        """`Type: message`, on one line and cut to MESSAGE_LIMIT characters."""
+        message = self.message if len(self.message) <= MESSAGE_LIMIT else self.message[:MESSAGE_LIMIT] + "…"
+        return f"{self.type}: {message}" if message else self.type
+
+    def tip(self) -> str | None:
+        for pattern, tip in PITFALLS:
+            found = re.search(pattern, self.message, re.IGNORECASE)
+            if found:
+                return tip.format(None, *found.groups())
+        return None
+
+
+def crashed(answer: Answer, script: str, crash: Crash) -> Answer:
+    """`answer` failed by the crash of `script`: the exception, a tip when one is known, where it was."""
+    answer.problems.append(f"{script} crashed: {crash.summary()}")
+    if tip := crash.tip():
+        answer.problems.append(f"tip: {tip}")
+    answer.hint = f"look at {crash.where()}"
+    return answer
 
 
 # --- Q1, Q2, Q4: no MLflow code of yours ----------------------------------------------------------------
@@ -167,24 +228,37 @@ def q4_artifact_option() -> Answer:
 # --- Q3, Q5, Q6: from the runs your code logged ---------------------------------------------------------
 
 
+def repo_label(path: Path) -> str:
+    """`path` from the repository's root when it is inside it (`homework/train.py`), else whole."""
+    path = Path(path).absolute()
+    return str(path.relative_to(config.REPO_ROOT) if path.is_relative_to(config.REPO_ROOT) else path)
+
+
 def script_label(scripts: Path, name: str) -> str:
     """`homework/train.py` or `homework/solution/train.py`: the file a hint points to."""
-    return str((scripts / name).relative_to(config.REPO_ROOT))
+    return repo_label(scripts / name)
 
 
-def q3_min_samples_split(session: str, scripts: Path) -> Answer:
+def q3_min_samples_split(session: str, scripts: Path, crash: Crash | None = None) -> Answer:
+    """The run train.py autologged in this session, in whatever experiment the student chose."""
     answer = Answer(
         "q3",
         "min_samples_split that autolog recorded",
         None,
         hint=f"look at {script_label(scripts, 'train.py')}, TODO (Q3)",
     )
-    runs = session_runs(TRAIN_EXPERIMENT, session)
-    if len(runs) != 1:
-        answer.problems = [f"expected 1 run of train.py in {TRAIN_EXPERIMENT}, found {len(runs)}"]
-        answer.problems += runs_elsewhere(session, "train.py", TRAIN_EXPERIMENT)
+    if crash:
+        return crashed(answer, "train.py", crash)
+    runs = started_by(session_runs(session), "train.py")
+    autologged = [run for run in runs if AUTOLOG_TAG in run.data.tags]
+    candidates = autologged or runs
+    if len(candidates) != 1:
+        answer.problems = [
+            f"expected 1 run of train.py, found {len(candidates)}"
+            + (": train the forest inside `with mlflow.start_run():`" if not candidates else "")
+        ]
         return answer
-    (run,) = runs
+    (run,) = candidates
     logged = run.data.params
     if AUTOLOG_TAG not in run.data.tags:
         answer.problems.append(f"run {run.info.run_id} was not autologged: call mlflow.sklearn.autolog()")
@@ -198,7 +272,7 @@ def q3_min_samples_split(session: str, scripts: Path) -> Answer:
         answer.problems.append("the run has no model: autolog logs it when fit() runs inside the run")
     if "min_samples_split" in logged:
         answer.value = int(logged["min_samples_split"])
-    answer.evidence = f"run {run.info.run_id}: {len(logged)} parameters autologged"
+    answer.evidence = f"run {run.info.run_id} in {experiment_name(run)}: {len(logged)} parameters autologged"
     return answer
 
 
@@ -217,57 +291,116 @@ def space_problems(params: dict[str, str]) -> list[str]:
     return problems
 
 
-def q5_best_val_rmse(session: str, trials: int, scripts: Path) -> Answer:
+def trial_runs(session: str) -> list[Run]:
+    """The runs hpo.py started, one per trial; a parent run that holds nested trials is not one."""
+    runs = started_by(session_runs(session), "hpo.py")
+    parents = {run.data.tags.get(PARENT_TAG) for run in runs}
+    return [run for run in runs if run.info.run_id not in parents]
+
+
+def counted(problems: list[str], total: int) -> list[str]:
+    """Each distinct problem once, with how many of the `total` runs have it."""
+    return [
+        f"{count} of {total} runs: {problem}" if total > 1 else problem
+        for problem, count in Counter(problems).items()
+    ]
+
+
+def q5_best_val_rmse(session: str, trials: int, scripts: Path, crash: Crash | None = None) -> Answer:
     answer = Answer(
         "q5",
         "best validation RMSE of the search",
         None,
         hint=f"look at {script_label(scripts, 'hpo.py')}, TODO (Q5)",
     )
-    runs = session_runs(HPO_EXPERIMENT, session, order_by=["metrics.rmse ASC"])
+    if crash:
+        return crashed(answer, "hpo.py", crash)
+    runs = trial_runs(session)
     if len(runs) != trials:
+        answer.problems.append(f"expected {trials} runs of hpo.py, one per trial, found {len(runs)}")
+    scored = [run for run in runs if "rmse" in run.data.metrics]
+    if runs and not scored:
+        others = sorted({name for run in runs for name in run.data.metrics if "rmse" in name.lower()})
         answer.problems.append(
-            f"expected {trials} runs of hpo.py in {HPO_EXPERIMENT}, one per trial, found {len(runs)}"
+            f"the trials log the validation RMSE as {', '.join(map(repr, others))}: log it as 'rmse' "
+            "(register_model.py orders the search by metrics.rmse)"
+            if others
+            else 'no trial logs the validation RMSE: mlflow.log_metric("rmse", rmse) in each trial\'s run'
         )
-        answer.problems += runs_elsewhere(session, "hpo.py", HPO_EXPERIMENT)
-    for run in runs:
-        problems = space_problems(run.data.params)
-        if "rmse" not in run.data.metrics:
-            problems.append('no metric "rmse"')
-        if AUTOLOG_TAG in run.data.tags:
-            problems.append("autologged: log the params and rmse yourself, without autolog")
-        answer.problems += [f"run {run.info.run_id}: {problem}" for problem in problems]
-    if runs and "rmse" in runs[0].data.metrics:
-        answer.value = round(runs[0].data.metrics["rmse"], 3)
-        answer.evidence = f"run {runs[0].info.run_id}, best of {len(runs)} in {HPO_EXPERIMENT}"
+    problems = [problem for run in runs for problem in space_problems(run.data.params)]
+    problems += ['no metric "rmse"' for run in runs if scored and run not in scored]
+    problems += [
+        "autologged: log the params and rmse yourself, without autolog"
+        for run in runs
+        if AUTOLOG_TAG in run.data.tags
+    ]
+    answer.problems += counted(problems, len(runs))
+    if scored:
+        best = min(scored, key=lambda run: run.data.metrics["rmse"])
+        answer.value = round(best.data.metrics["rmse"], 3)
+        answer.evidence = f"run {best.info.run_id}, best of {len(runs)} in {experiment_name(best)}"
     return answer
 
 
-def q6_registered_test_rmse(session: str, top_n: int, trials: int, scripts: Path) -> Answer:
+def retrained_runs(session: str) -> list[Run]:
+    """The runs that retrained trials: those register_model.py started, and any with a test_rmse."""
+    runs = session_runs(session)
+    ours = {run.info.run_id for run in started_by(runs, "register_model.py")}
+    return [run for run in runs if run.info.run_id in ours or "test_rmse" in run.data.metrics]
+
+
+def q6_registered_test_rmse(
+    session: str,
+    top_n: int,
+    trials: int,
+    scripts: Path,
+    crash: Crash | None = None,
+    search: Answer | None = None,
+) -> Answer:
+    """The retrained run with the lowest test RMSE, and the model version registered from it.
+
+    `search`: Q5's answer; register_model.py retrains the search's best trials, so when Q5 failed
+    this question says to look there first rather than blame register_model.py.
+    """
     answer = Answer(
         "q6",
         "test RMSE of the registered model",
         None,
         hint=f"look at {script_label(scripts, 'register_model.py')}, TODO (Q6)",
     )
-    runs = session_runs(BEST_MODELS_EXPERIMENT, session, order_by=["metrics.test_rmse ASC"])
+    see_q5 = "register_model.py retrains the best trials of the search: see Q5 first"
+    if crash:
+        crashed(answer, "register_model.py", crash)
+        answer.problems += [see_q5] if search is not None and not search.passed else []
+        return answer
+    if search is not None and not search.passed:
+        answer.problems.append(see_q5)
+        answer.hint = search.hint
+        return answer
+    runs = retrained_runs(session)
+    tested = [run for run in runs if "test_rmse" in run.data.metrics]
+    tested.sort(key=lambda run: run.data.metrics["test_rmse"])
     expected = min(top_n, trials)
-    if len(runs) != expected or any("test_rmse" not in run.data.metrics for run in runs):
+    if len(tested) != expected:
         answer.problems.append(
-            f"expected {expected} runs with a test_rmse in {BEST_MODELS_EXPERIMENT}, found {len(runs)}"
-            + (" (they come after the search: see Q5 first)" if not runs else "")
+            f"expected {expected} retrained runs with a test_rmse, found {len(tested)}"
+            + (f" ({len(runs)} runs of register_model.py)" if len(runs) != len(tested) else "")
         )
         return answer
     client = mlflow.MlflowClient()
-    by_id = {run.info.run_id: run for run in runs}
+    by_id = {run.info.run_id: run for run in tested}
     versions = [
         version for run_id in by_id for version in client.search_model_versions(f"run_id = '{run_id}'")
     ]
-    best = runs[0]
+    best = tested[0]
     if not versions:
-        answer.problems.append("no model version comes from this session's runs: register the best one")
+        answer.problems.append(
+            "no model version comes from this session's retrained runs: register the best one "
+            "with mlflow.register_model"
+        )
         return answer
-    registered = by_id[max(versions, key=lambda v: int(v.creation_timestamp)).run_id]
+    version = max(versions, key=lambda v: int(v.creation_timestamp))
+    registered = by_id[version.run_id]
     if registered.info.run_id != best.info.run_id:
         chosen, lowest = registered.data.metrics["test_rmse"], best.data.metrics["test_rmse"]
         answer.problems.append(
@@ -275,7 +408,14 @@ def q6_registered_test_rmse(session: str, top_n: int, trials: int, scripts: Path
             f"but run {best.info.run_id} has the lowest ({lowest:.3f}): "
             'order search_runs by "metrics.test_rmse ASC"'
         )
-    version = next(v for v in versions if v.run_id == registered.info.run_id)
+    if not (registered.outputs and registered.outputs.model_outputs):
+        answer.problems.append(
+            f"{version.name} version {version.version} comes from run {registered.info.run_id}, which "
+            "logged no model: keep mlflow.sklearn.autolog() on while the forest is retrained"
+        )
     answer.value = round(registered.data.metrics["test_rmse"], 3)
-    answer.evidence = f"run {registered.info.run_id}, {version.name} version {version.version}"
+    answer.evidence = (
+        f"run {registered.info.run_id} in {experiment_name(registered)}, "
+        f"{version.name} version {version.version}"
+    )
     return answer

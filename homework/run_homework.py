@@ -23,6 +23,7 @@ from pathlib import Path
 import click
 import mlflow
 from check import (
+    Crash,
     file_stamps,
     q1_mlflow_version,
     q2_preprocessed_files,
@@ -30,6 +31,7 @@ from check import (
     q4_artifact_option,
     q5_best_val_rmse,
     q6_registered_test_rmse,
+    repo_label,
     session_runs,
 )
 from common import (
@@ -51,21 +53,24 @@ from week2 import config, data, tracking
 from week2.files import write_text_atomically
 
 BUILD_DIR = config.REPO_ROOT / "build" / "homework"
+HARNESS = HOMEWORK_DIR / "harness.py"
 TRACEBACK_START = "Traceback (most recent call last):"
 
 
-def run_script(step: int, script: Path, args: list[str], env: dict[str, str], log_dir: Path) -> bool:
-    """Run one script with this Python, its output shown as it comes; True when it succeeded.
+def run_script(step: int, script: Path, args: list[str], env: dict[str, str], log_dir: Path) -> bool | Crash:
+    """Run one script with this Python through homework/harness.py, its output shown as it comes.
 
-    A traceback is kept out of the terminal: its last line is shown, the whole output is in the log.
+    True when it succeeded, else False or, when an exception ended it, that Crash. A traceback is
+    kept out of the terminal: the exception is shown in one line, the whole output is in the log.
     """
-    label = script.relative_to(config.REPO_ROOT) if script.is_relative_to(config.REPO_ROOT) else script
-    click.echo(click.style(f"[{step}/4] python {label} {' '.join(args)}", bold=True))
+    click.echo(click.style(f"[{step}/4] python {repo_label(script)} {' '.join(args)}", bold=True))
     log = log_dir / f"{script.stem}.log"
+    report = log_dir / f"{script.stem}.json"
+    report.unlink(missing_ok=True)
     started = time.monotonic()
     last_line, in_traceback = "", False
     process = subprocess.Popen(
-        [sys.executable, str(script), *args],
+        [sys.executable, str(HARNESS), str(report), str(script), *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -85,12 +90,25 @@ def run_script(step: int, script: Path, args: list[str], env: dict[str, str], lo
     if process.returncode == 0:
         click.echo(f"[{step}/4] {script.name} done in {seconds:.0f} s{peak}\n")
         return True
-    reason = f"it crashed with {last_line}" if in_traceback else "see its error above"
+    crash = read_crash(report)
+    if crash:
+        reason = f"{crash.summary()} ({crash.where()})"
+    else:
+        reason = f"it crashed with {last_line}" if in_traceback else "see its error above"
     click.echo(
         click.style(f"[{step}/4] {script.name} failed (exit {process.returncode}): ", fg="red")
         + f"{reason}; its whole output is in {log}\n"
     )
-    return False
+    return crash or False
+
+
+def read_crash(report: Path) -> Crash | None:
+    """The exception the harness reported for a script, if one ended it."""
+    try:
+        crash = json.loads(report.read_text()).get("crash")
+    except (OSError, ValueError):  # killed before it could write its report
+        return None
+    return Crash(**crash) if crash else None
 
 
 def wait_with_peak_memory(process: subprocess.Popen) -> str:
@@ -107,10 +125,9 @@ def wait_with_peak_memory(process: subprocess.Popen) -> str:
 def tag_session_runs(session: str, tags: dict[str, str]) -> None:
     """Add the data tags every course run carries; only this runner knows the months and source."""
     client = mlflow.MlflowClient()
-    for experiment in (TRAIN_EXPERIMENT, HPO_EXPERIMENT, BEST_MODELS_EXPERIMENT):
-        for run in session_runs(experiment, session):
-            for key, value in tags.items():
-                client.set_tag(run.info.run_id, key, value)
+    for run in session_runs(session):
+        for key, value in tags.items():
+            client.set_tag(run.info.run_id, key, value)
 
 
 def print_table(answers) -> None:
@@ -164,6 +181,13 @@ def print_verdicts(answers) -> None:
     help="1: run the reference solution in homework/solution/ instead of your scripts (make: SOLUTION=1).",
 )
 @click.option(
+    "--scripts",
+    "scripts_folder",
+    type=Folder("the folder of your four scripts"),
+    default=None,
+    help="Grade the four scripts of this folder instead (an instructor grading a student's copy).",
+)
+@click.option(
     "--dest_path",
     type=Folder("a folder for the pickles", writable=True),
     default=None,
@@ -184,6 +208,7 @@ def run_homework(
     trials: int,
     top_n: int,
     solution: str,
+    scripts_folder: Path | None,
     dest_path: Path | None,
     submission: Path | None,
     tracking_uri: str | None,
@@ -192,7 +217,7 @@ def run_homework(
     if tracking_uri:
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri  # for this process and the four scripts
     who = "solution" if solution == "1" else "student"
-    scripts = HOMEWORK_DIR / "solution" if who == "solution" else HOMEWORK_DIR
+    scripts = (scripts_folder or (HOMEWORK_DIR / "solution" if who == "solution" else HOMEWORK_DIR)).resolve()
     dest_path = (dest_path or BUILD_DIR / who / "output").resolve()
     if submission is None:
         submission = (
@@ -208,7 +233,7 @@ def run_homework(
     session = uuid.uuid4().hex[:12]
     uri = config.tracking_uri()
     click.echo(f"data: {source} {', '.join(months)}; tracking store: {uri}; session {session}")
-    click.echo(f"scripts: {scripts.relative_to(config.REPO_ROOT)}/\n")
+    click.echo(f"scripts: {repo_label(scripts)}/\n")
     # The experiments are made here, with the course's artifact location; your set_experiment finds them.
     try:
         for experiment in (TRAIN_EXPERIMENT, HPO_EXPERIMENT, BEST_MODELS_EXPERIMENT):
@@ -228,21 +253,25 @@ def run_homework(
         ("hpo.py", ["--data_path", str(dest_path), "--num_trials", str(trials)]),
         ("register_model.py", ["--data_path", str(dest_path), "--top_n", str(top_n)]),
     ]  # fmt: skip
+    ended = {}
     for step, (name, args) in enumerate(steps, start=1):
-        if not run_script(step, scripts / name, args, env, log_dir) and step == 1:
+        ended[name] = run_script(step, scripts / name, args, env, log_dir)
+        if step == 1 and ended[name] is not True:
             click.echo("the other scripts need its pickles: not run\n")
             break
+    crashes = {name: outcome for name, outcome in ended.items() if isinstance(outcome, Crash)}
 
     tag_session_runs(
         session, {"data_source": source, "train_month": train, "val_month": val, "test_month": test}
     )
+    search = q5_best_val_rmse(session, trials, scripts, crashes.get("hpo.py"))
     answers = [
         q1_mlflow_version(),
         q2_preprocessed_files(dest_path, before, scripts),
-        q3_min_samples_split(session, scripts),
+        q3_min_samples_split(session, scripts, crashes.get("train.py")),
         q4_artifact_option(),
-        q5_best_val_rmse(session, trials, scripts),
-        q6_registered_test_rmse(session, top_n, trials, scripts),
+        search,
+        q6_registered_test_rmse(session, top_n, trials, scripts, crashes.get("register_model.py"), search),
     ]
     print_table(answers)
     write_text_atomically(submission, json.dumps({a.key: a.value for a in answers}, indent=2) + "\n")

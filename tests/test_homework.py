@@ -146,6 +146,12 @@ def scripts():
         sys.path.remove(str(HOMEWORK))
 
 
+def runs_in(check, session: str, experiment: str, metric: str | None = None) -> list:
+    """The session's runs in `experiment`, by ascending `metric` when given."""
+    runs = [run for run in check.session_runs(session) if check.experiment_name(run) == experiment]
+    return sorted(runs, key=lambda run: run.data.metrics[metric]) if metric else runs
+
+
 @pytest.fixture
 def store_of(monkeypatch):
     """Point this process at a homework run's store; restore the default afterwards."""
@@ -184,8 +190,13 @@ def test_untouched_starters_fail_each_mlflow_question_with_its_file_and_todo(sta
     ]  # fmt: skip
     for key, script in TODO_OF.items():
         todo = f"TODO ({key.upper()})"
-        assert f"look at homework/{script}, {todo}" in verdict_block(output, key)
-        assert todo in (HOMEWORK / script).read_text()  # the hint points at a TODO that is there
+        assert todo in (HOMEWORK / script).read_text()  # the hints point at TODOs that are there
+        if key != "q6":
+            assert f"look at homework/{script}, {todo}" in verdict_block(output, key)
+    # Q6 retrains the search's trials: with the search missing, it points there, not at its own TODO.
+    assert "expected 2 runs of hpo.py, one per trial, found 0" in verdict_block(output, "q5")
+    assert "see Q5 first" in verdict_block(output, "q6")
+    assert "look at homework/hpo.py, TODO (Q5)" in verdict_block(output, "q6")
     # register_model.py's given part stops in one line when the search logged nothing.
     assert "error: no runs in random-forest-hyperopt to retrain: do the TODO (Q5) in hpo.py" in output
     submission = starters_run.submission
@@ -193,15 +204,22 @@ def test_untouched_starters_fail_each_mlflow_question_with_its_file_and_todo(sta
     assert submission["q3"] is None and submission["q5"] is None and submission["q6"] is None
 
 
-def test_a_crashing_script_shows_its_last_line_not_its_traceback(scripts, tmp_path, capsys):
+def test_a_crashing_script_shows_its_exception_and_line_not_its_traceback(scripts, tmp_path, capsys):
     script = tmp_path / "broken.py"
-    script.write_text("print('working')\nraise ValueError('the student made a typo')\n")
+    script.write_text(
+        "def check(answer):\n"
+        "    raise ValueError('the student made a typo\\n  over two lines')\n"
+        "print('working')\n"
+        "check(42)\n"
+    )
     logs = tmp_path / "logs"
     logs.mkdir()
-    ok = scripts["run_homework"].run_script(1, script, [], dict(os.environ), logs)
+    crash = scripts["run_homework"].run_script(1, script, [], dict(os.environ), logs)
     shown = capsys.readouterr().out
-    assert not ok and "working" in shown and "Traceback" not in shown
-    assert "crashed with ValueError: the student made a typo" in shown
+    assert "working" in shown and "Traceback" not in shown
+    # The exception itself, on one line, where it was raised: not the traceback's last line.
+    assert f"ValueError: the student made a typo over two lines ({script}, line 2)" in shown
+    assert (crash.type, crash.line, crash.where()) == ("ValueError", 2, f"{script}, line 2")
     assert "Traceback (most recent call last):" in (logs / "broken.log").read_text()
 
 
@@ -267,19 +285,19 @@ def test_store_holds_the_runs_each_question_needs(solution_run, store_of, script
     session = solution_run.session
     submission = solution_run.submission
 
-    (train_run,) = check.session_runs(common.TRAIN_EXPERIMENT, session)
+    (train_run,) = runs_in(check, session, common.TRAIN_EXPERIMENT)
     assert train_run.data.params["min_samples_split"] == str(submission["q3"]) == "2"
     assert len(train_run.data.params) == len(RandomForestRegressor().get_params())  # older cohorts' Q3
     assert train_run.data.params["max_depth"] == "10" and train_run.data.params["random_state"] == "0"
     assert "training_root_mean_squared_error" in train_run.data.metrics  # autolog's training metrics
     assert train_run.outputs.model_outputs, "autolog logged the model"
 
-    trials = check.session_runs(common.HPO_EXPERIMENT, session, order_by=["metrics.rmse ASC"])
+    trials = runs_in(check, session, common.HPO_EXPERIMENT, "rmse")
     assert len(trials) == SAMPLE_TRIALS
     assert {tuple(sorted(t.data.params)) for t in trials} == {tuple(sorted(common.SEARCH_SPACE))}
     assert round(trials[0].data.metrics["rmse"], 3) == submission["q5"]
 
-    retrained = check.session_runs(common.BEST_MODELS_EXPERIMENT, session, order_by=["metrics.test_rmse ASC"])
+    retrained = runs_in(check, session, common.BEST_MODELS_EXPERIMENT, "test_rmse")
     assert {r.data.tags["hpo_run_id"] for r in retrained} == {t.info.run_id for t in trials[:SAMPLE_TOP_N]}
     for run in retrained:  # the retrained forest is the trial's: same validation RMSE
         trial = next(t for t in trials if t.info.run_id == run.data.tags["hpo_run_id"])
@@ -319,7 +337,7 @@ def test_grader_fails_a_model_registered_from_the_wrong_run(solution_run, store_
     """Last of the sample tests: it registers one more version in the solution's store."""
     store_of(solution_run)
     check, common, session = scripts["check"], scripts["common"], solution_run.session
-    worst = check.session_runs(common.BEST_MODELS_EXPERIMENT, session, order_by=["metrics.test_rmse DESC"])[0]
+    worst = runs_in(check, session, common.BEST_MODELS_EXPERIMENT, "test_rmse")[-1]
     mlflow.register_model(f"models:/{worst.outputs.model_outputs[0].model_id}", "another-name")
     answer = check.q6_registered_test_rmse(session, SAMPLE_TOP_N, SAMPLE_TRIALS, HOMEWORK)
     assert not answer.passed
