@@ -10,7 +10,8 @@ at the end: a student's own store and servers are never touched.
    against the scenario-2 server (SQLite) and scenario 3 (PostgreSQL + S3, basic auth);
 3. one process logging the same metric values per call, in one batch, and asynchronously;
 4. `import mlflow`, and each scenario's start time;
-5. the homework solution's peak memory (`/usr/bin/time -v`) on the real 2023 months.
+5. the peak memory (`/usr/bin/time -v`) on the real 2023 months of the homework solution, and of a
+   student's scripts written from the official starters as `make homework` runs them.
 
     python benchmarks/bench.py [--skip-course] [--skip-homework] [--runs-per-client 25]
 """
@@ -204,14 +205,25 @@ def bench_homework_memory(scratch: Path) -> None:
         ("hpo.py", ["--data_path", str(output), "--num_trials", str(HOMEWORK_TRIALS)]),
         ("register_model.py", ["--data_path", str(output), "--top_n", "5"]),
     ]  # fmt: skip
+    # A student's scripts written from the official starters: plain autolog() on the plain sparse
+    # matrix, run as `make homework` runs them (homework/harness.py), after the solution's search.
+    student = config.REPO_ROOT / "tests" / "homework_variants" / "official_style"
+    report = scratch / "report.json"
+    harness = [sys.executable, str(config.REPO_ROOT / "homework" / "harness.py"), str(report)]
+    runs = [(f"solution/{script}", [sys.executable, str(solution / script), *args]) for script, args in steps]
+    runs += [
+        (f"student's {script} (make homework)", [*harness, str(student / script), *args])
+        for script, args in steps
+        if script in ("train.py", "register_model.py")
+    ]
     rows = []
     with private_environment(scratch / "homework"):
-        for script, args in steps:
-            gb, seconds = peak_memory_gb([sys.executable, str(solution / script), *args])
-            rows.append([script, f"{gb:.2f}", f"{seconds:.0f}"])
+        for label, command in runs:
+            gb, seconds = peak_memory_gb(command)
+            rows.append([label, f"{gb:.2f}", f"{seconds:.0f}"])
     shutil.rmtree(output)
     table(
-        f"Homework solution on green {HOMEWORK_MONTHS[0]}..{HOMEWORK_MONTHS[2]}: peak resident memory "
+        f"Homework on green {HOMEWORK_MONTHS[0]}..{HOMEWORK_MONTHS[2]}: peak resident memory "
         "(/usr/bin/time -v; the bound is 2 GB for train.py and register_model.py)",
         ["script", "peak GB", "seconds"],
         rows,
