@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 from conftest import REPO_ROOT
 
@@ -39,6 +41,57 @@ def test_notebook_hard_codes_no_run_or_model_id(path):
     assert not re.search(r"\b[0-9a-f]{32}\b", source), "a literal run id: find runs with search_runs"
     assert not re.search(r"m-[0-9a-f]{32}", source), "a literal model id: use model_info or aliases"
     assert not re.search(r"models:/[^\"'{}]+/\d+", source), "a literal version: use an alias"
+
+
+def module_level_bindings(tree: ast.Module) -> list[str]:
+    """Every name a cell binds at module level (assignments, loops, `with … as`; not inside functions)."""
+    bindings, pending = [], list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue  # names bound in there are the function's own
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.comprehension)):
+            targets = [node.target]
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            targets = [node.optional_vars]
+        elif isinstance(node, ast.NamedExpr):
+            targets = [node.target]
+        for target in targets:
+            bindings += [
+                n.id for n in ast.walk(target) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+            ]
+        pending.extend(ast.iter_child_nodes(node))
+    return bindings
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_cells_run_again_never_meet_a_function_or_module_rebound(path):
+    """A student re-runs cells: a name bound by `def`, `class` or `import` must keep that meaning.
+
+    Notebook 05 once looped `for label, payload in ...` after defining `payload()`: running the
+    request cell again called a dict and raised TypeError.
+    """
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    defined, rebound = {}, []
+    for number, cell in enumerate(cells):
+        tree = ast.parse(TransformerManager().transform_cell(cell.source))  # `!` lines become Python
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined.setdefault(node.name, number)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                for alias in node.names:
+                    defined.setdefault((alias.asname or alias.name).split(".")[0], number)
+        rebound += [
+            f"{name!r} (defined in code cell {defined[name]}, rebound in code cell {number})"
+            for name in module_level_bindings(tree)
+            if name in defined
+        ]
+    assert not rebound, f"{path.name}: re-running these cells would use the wrong object: {rebound}"
 
 
 def test_ruff_passes_on_code_and_notebooks():
