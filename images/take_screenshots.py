@@ -1,4 +1,4 @@
-"""Take the README's screenshots of the MLflow UI in headless Chromium.
+"""Take the screenshots (CONCEPTS.md shows them) of the MLflow UI in headless Chromium.
 
 Run with `make images` (or `python images/take_screenshots.py [--store FOLDER] [folder]`). Without
 `--store`, a temporary tracking store is filled by running the course's notebooks 01-04 on the

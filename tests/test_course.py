@@ -171,10 +171,12 @@ def test_summary_reports_data_runs_best_rmse_per_model_and_next_step(tmp_path, s
     for model, score in [("ridge", 7.7), ("ridge", 7.6), ("lasso", 11.2)]:
         with mlflow.start_run(tags={"model": model}):
             mlflow.log_metric("val_rmse", score)
-    result = course.NotebookResult(tmp_path / "01-x.ipynb", 3.0)
+    further = course.NotebookResult(tmp_path / "02-further.ipynb", 5.0, going_further=True)
+    results = [course.NotebookResult(tmp_path / "01-x.ipynb", 3.0), further]
 
-    text = course.summary("sample", [result], tmp_path / "executed")
+    text = course.summary("sample", results, tmp_path / "executed")
 
+    assert "core notebooks: 01-x 3s\ngoing further: 02-further 5s\n" in text  # the core week first
     assert "SYNTHETIC SAMPLE" in text
     assert "runs logged: 3" in text
     assert "ridge" in text and "7.600" in text and "7.700" not in text

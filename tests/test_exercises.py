@@ -109,9 +109,57 @@ def notebook_01s_run_was_reproduced_on_the_same_data(executed) -> None:
     assert report.count("(same)") >= 3, report  # the commit and both months, and each library
 
 
+def autolog_run_timed_training_without_logging_the_model() -> None:
+    """Notebook 02's autolog run: `fit_seconds` (what 04 compares) leaves out autolog's model logging."""
+    metrics = latest_run("02-autolog-model-families", "xgboost-autolog").data.metrics
+    # Logging the model (signature, input example, requirements) takes seconds; training on the sample, less.
+    assert metrics["fit_seconds"] < metrics["autolog_fit_seconds"], metrics
+
+
+DECOY_EXPERIMENT = "00-not-tagged-as-candidates"
+
+
+def plant_an_untagged_experiment_with_the_best_score() -> None:
+    """Before notebook 04: an experiment that an old rule (names before "04") would have chosen,
+    whose run has the best val_rmse of all and a model, but no `candidates` tag."""
+    import mlflow
+    from sklearn.dummy import DummyRegressor
+
+    experiment_id = mlflow.MlflowClient().create_experiment(DECOY_EXPERIMENT)
+    with mlflow.start_run(experiment_id=experiment_id, run_name="decoy"):
+        mlflow.log_metric("val_rmse", 0.0)
+        mlflow.sklearn.log_model(
+            DummyRegressor().fit([[0.0]], [0.0]), name="model", pip_requirements=["scikit-learn"]
+        )
+
+
+def registry_chose_candidates_by_their_tag() -> None:
+    """Notebook 04 took the candidates of the tagged experiments only: the decoy was neither compared
+    nor registered."""
+    import mlflow
+
+    (decoy,) = mlflow.search_runs(experiment_names=[DECOY_EXPERIMENT], output_format="list")
+    review = latest_run("04-model-registry", "candidate-review")
+    table = mlflow.artifacts.load_dict(
+        f"{review.info.artifact_uri}/candidates.json"
+    )  # log_table's columns, data
+    compared = {row[table["columns"].index("run_id")] for row in table["data"]}
+    assert compared and decoy.info.run_id not in compared, compared
+    assert not mlflow.MlflowClient().search_model_versions(f"run_id = '{decoy.info.run_id}'")
+    tagged = {e.name for e in mlflow.search_experiments(filter_string="tags.candidates = 'true'")}
+    assert {"02-autolog-model-families", "03-hyperparameter-sweep"} <= tagged, tagged
+
+
+BEFORE_RUNNING = {"04-model-registry": plant_an_untagged_experiment_with_the_best_score}
+"""What a notebook's test puts in the store before the notebook runs, for the checks after it."""
+
 AFTER_RUNNING = {
+    "02-autolog": lambda executed: autolog_run_timed_training_without_logging_the_model(),
     "03-hyperparameter-sweep": lambda executed: after_the_sweep(),
-    "04-model-registry": lambda executed: champion_and_challenger_were_evaluated(),
+    "04-model-registry": lambda executed: (
+        champion_and_challenger_were_evaluated(),
+        registry_chose_candidates_by_their_tag(),
+    ),
     "10-store-operations": notebook_01s_run_was_reproduced_on_the_same_data,
 }
 """What a notebook must have left behind (in the store, in its executed copy), beyond its
@@ -192,6 +240,8 @@ def test_notebook_runs_quietly_and_its_exercises_check_both_ways(path, executed_
     target = executed_dir.parent / "solved" / path.name
     target.parent.mkdir(exist_ok=True)
     nbformat.write(solved(notebook), target)
+    if path.stem in BEFORE_RUNNING:
+        BEFORE_RUNNING[path.stem]()
     try:
         capfd.readouterr()
         course.execute_notebook(target, executed_dir, folder=path.parent)

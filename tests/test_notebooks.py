@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 from conftest import REPO_ROOT
 
@@ -22,6 +24,32 @@ def test_notebooks_are_numbered_in_teaching_order():
     assert numbers == list(range(1, len(NOTEBOOKS) + 1))
     everything = sorted(p.name for p in (REPO_ROOT / "notebooks").glob("*.ipynb"))
     assert everything == [p.name for p in NOTEBOOKS], "every notebook needs an NN- prefix"
+
+
+CORE_WEEK, GOING_FURTHER = "**Core week** · ", "**Going further** · "
+"""How a notebook's header cell starts the line that places it: on the week's core path, or beyond it."""
+
+
+def _header_part(notebook: course.CourseNotebook):
+    marks = [
+        pytest.mark.xfail(
+            strict=True,
+            reason="notebook 01 is rewritten on branch issue-24-nb01, which adds the line: drop this mark",
+        )
+    ]
+    return pytest.param(notebook, id=notebook.path.name, marks=marks if notebook.number == "01" else ())
+
+
+@pytest.mark.parametrize("notebook", [_header_part(n) for n in course.read_course(REPO_ROOT / "notebooks")])
+def test_the_header_says_core_week_or_going_further_as_the_metadata_does_and_what_it_needs(notebook):
+    header = nbformat.read(notebook.path, as_version=4).cells[0].source
+    placed = [line for line in header.splitlines() if line.startswith((CORE_WEEK, GOING_FURTHER))]
+    assert len(placed) == 1, (
+        f"{notebook.path.name}: the header needs one line starting {CORE_WEEK!r} or {GOING_FURTHER!r}"
+    )
+    expected = GOING_FURTHER if notebook.going_further else CORE_WEEK
+    assert placed[0].startswith(expected), f"{notebook.path.name}: its metadata week2.part says {expected!r}"
+    assert "Needs: " in header, f"{notebook.path.name}: say what it needs beyond the course's .venv"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -39,6 +67,57 @@ def test_notebook_hard_codes_no_run_or_model_id(path):
     assert not re.search(r"\b[0-9a-f]{32}\b", source), "a literal run id: find runs with search_runs"
     assert not re.search(r"m-[0-9a-f]{32}", source), "a literal model id: use model_info or aliases"
     assert not re.search(r"models:/[^\"'{}]+/\d+", source), "a literal version: use an alias"
+
+
+def module_level_bindings(tree: ast.Module) -> list[str]:
+    """Every name a cell binds at module level (assignments, loops, `with … as`; not inside functions)."""
+    bindings, pending = [], list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue  # names bound in there are the function's own
+        targets = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.AsyncFor, ast.comprehension)):
+            targets = [node.target]
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            targets = [node.optional_vars]
+        elif isinstance(node, ast.NamedExpr):
+            targets = [node.target]
+        for target in targets:
+            bindings += [
+                n.id for n in ast.walk(target) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+            ]
+        pending.extend(ast.iter_child_nodes(node))
+    return bindings
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_cells_run_again_never_meet_a_function_or_module_rebound(path):
+    """A student re-runs cells: a name bound by `def`, `class` or `import` must keep that meaning.
+
+    Notebook 05 once looped `for label, payload in ...` after defining `payload()`: running the
+    request cell again called a dict and raised TypeError.
+    """
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    defined, rebound = {}, []
+    for number, cell in enumerate(cells):
+        tree = ast.parse(TransformerManager().transform_cell(cell.source))  # `!` lines become Python
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined.setdefault(node.name, number)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                for alias in node.names:
+                    defined.setdefault((alias.asname or alias.name).split(".")[0], number)
+        rebound += [
+            f"{name!r} (defined in code cell {defined[name]}, rebound in code cell {number})"
+            for name in module_level_bindings(tree)
+            if name in defined
+        ]
+    assert not rebound, f"{path.name}: re-running these cells would use the wrong object: {rebound}"
 
 
 def test_ruff_passes_on_code_and_notebooks():

@@ -18,7 +18,7 @@ from conftest import REPO_ROOT, log_custom_model, log_model_run
 from mlflow import MlflowClient
 from sklearn.linear_model import Lasso, LinearRegression, Ridge
 
-from week2 import config, data, plots, pyfunc_model, registry, tracking, utils
+from week2 import config, data, exercises, plots, pyfunc_model, registry, tracking, utils
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +78,25 @@ def test_the_gate_refuses_a_failing_candidate_and_registers_nothing(client, runs
     assert "'lasso'" in message and f"{score:.3f}" in message and "WEEK2_RMSE_THRESHOLD" in message
     assert registry.registered_model(client, "gate-test") is None
     assert client.search_model_versions("name = 'gate-test'") == []
+
+
+def test_exercise_04_1_passes_a_version_that_passes_the_gate_and_names_the_gate_otherwise(
+    client, runs, monkeypatch
+):
+    ridge = runs["ridge"][0]
+    name, val_rmse = "exercise-04-gate", ridge.data.metrics["val_rmse"]
+    version = mlflow.register_model(
+        f"models:/{registry.logged_model_id(ridge)}", name, tags={exercises.EXERCISE_TAG: "04.1"}
+    ).version
+    client.update_model_version(name, version, description="the ridge baseline")
+    client.set_registered_model_alias(name, exercises.EXERCISE_ALIAS, version)
+
+    monkeypatch.setenv("WEEK2_RMSE_THRESHOLD", str(val_rmse + 0.5))
+    assert exercises.EXERCISES["04.1"].verdict(client).passed
+    monkeypatch.setenv("WEEK2_RMSE_THRESHOLD", str(val_rmse - 0.5))
+    verdict = exercises.EXERCISES["04.1"].verdict(client)
+    assert verdict.status == exercises.NOT_YET
+    assert f"val_rmse {val_rmse:.3f}, above the gate's {val_rmse - 0.5}" in verdict.message
 
 
 def test_registration_writes_descriptions_and_tags_once_per_run(client, runs):

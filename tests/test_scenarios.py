@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -239,6 +240,34 @@ def test_student_may_not_move_champion_but_the_admin_may(scenario3, student_run)
         client.set_registered_model_alias(name, "champion", version)
     with servers.signed_in(servers.STUDENT):
         assert client.get_model_version_by_alias(name, "champion").version == version
+
+
+def permission_notebook_08_names_for_moving_an_alias() -> str:
+    """The level notebook 08's governance section says moving `champion` needs ("needs the permission X")."""
+    notebook = json.loads((REPO_ROOT / "notebooks" / "08-scenario-3-remote-server.ipynb").read_text())
+    text = " ".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "markdown")
+    (level,) = re.findall(r"moving it needs the permission (\w+)", " ".join(text.split()))
+    return level
+
+
+@pytest.mark.servers
+def test_the_permission_notebook_08_names_lets_the_student_move_an_alias_and_read_does_not(
+    scenario3, student_run
+):
+    name, level = "scenario-3-delegated", permission_notebook_08_names_for_moving_an_alias()
+    client = MlflowClient(scenario3)
+    with servers.signed_in(servers.ADMIN):
+        version = mlflow.register_model(student_run.model_uri, name).version
+        servers.auth_client().grant_user_permission(servers.STUDENT, "registered_model", name, level)
+    with servers.signed_in(servers.STUDENT):
+        client.set_registered_model_alias(name, "champion", version)
+        assert client.get_model_version_by_alias(name, "champion").version == version
+
+    with servers.signed_in(servers.ADMIN):
+        servers.auth_client().revoke_user_permission(servers.STUDENT, "registered_model", name)
+    with servers.signed_in(servers.STUDENT), pytest.raises(MlflowException) as refused:
+        client.set_registered_model_alias(name, "champion", version)
+    assert refused.value.get_http_status_code() == 403  # back to the server's default, READ
 
 
 @pytest.mark.servers

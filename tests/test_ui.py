@@ -1,7 +1,7 @@
 """The MLflow UI in a real browser: what the course logs is there to explore with `make ui`.
 
 A store is filled by notebooks 01 (runs) and 04 (registered model, aliases) on a small sample, `mlflow
-ui` runs on it, and headless Chromium opens the pages the README's screenshots show. Each page is
+ui` runs on it, and headless Chromium opens the pages CONCEPTS.md's screenshots show. Each page is
 kept as a PNG in test-artifacts/ of the build folder (WEEK2_BUILD_DIR), also when its test fails.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from mlflow import MlflowClient
 
 from week2 import config
 from week2.machinery import ui
@@ -32,7 +33,14 @@ def store(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         for name, value in ui.sample_store_settings(folder, SAMPLE_ROWS).items():
             patch.setenv(name, value)
-        ran = ui.run_notebooks(["01", "04"], folder / "executed")
+        ran = ui.run_notebooks(["01"], folder / "executed")
+        # Notebook 04 registers the models of the experiments tagged candidates=true (02 and 03 tag
+        # theirs). Notebook 01's rewrite (branch issue-24-nb01) is to tag its own: until it does, the
+        # tag is set here, and this line is a no-op once it does.
+        client = MlflowClient(config.tracking_uri())
+        (baselines,) = client.search_experiments(filter_string="name LIKE '01-%'")
+        client.set_experiment_tag(baselines.experiment_id, "candidates", "true")
+        ran += ui.run_notebooks(["04"], folder / "executed")
         assert [path.name[:2] for path in ran] == ["01", "04"]
         yield config.tracking_uri()
 
@@ -46,8 +54,6 @@ def browser(store):
 
 @pytest.fixture
 def client(store):
-    from mlflow import MlflowClient
-
     return MlflowClient(store)
 
 

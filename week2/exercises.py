@@ -27,7 +27,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.models import get_model_info
 
-from week2.config import REPO_ROOT
+from week2.config import REPO_ROOT, rmse_threshold
 
 EXERCISE_TAG = "exercise"
 SOLUTIONS_DIR = REPO_ROOT / "notebooks" / "solutions"
@@ -259,10 +259,12 @@ def tagged_versions(client: MlflowClient, key: str) -> list:
 
 @exercise(
     "04.1",
-    task=f"Register one more version with the version tag exercise=04.1 and a description, "
-    f"and point the alias {EXERCISE_ALIAS} at it",
-    hint="version = mlflow.register_model(f'models:/{model_id}', MODEL_NAME, tags={'exercise': '04.1'}), "
-    "then client.update_model_version(MODEL_NAME, version.version, description=...) and "
+    task="Register one more candidate that passes the gate as a version with the version tag "
+    f"exercise=04.1 and a description, and point the alias {EXERCISE_ALIAS} at it",
+    hint="take a candidate not registered above whose val_rmse is at most THRESHOLD (the gate: "
+    "a version that fails it must never reach the registry); version = mlflow.register_model("
+    "f'models:/{model_id}', MODEL_NAME, tags={'exercise': '04.1'}), then "
+    "client.update_model_version(MODEL_NAME, version.version, description=...) and "
     f"client.set_registered_model_alias(MODEL_NAME, '{EXERCISE_ALIAS}', version.version)",
 )
 def _version_with_an_alias(client):
@@ -271,6 +273,15 @@ def _version_with_an_alias(client):
         return None
     newest = versions[0]
     missing = []
+    threshold = rmse_threshold()
+    val_rmse = client.get_run(newest.run_id).data.metrics.get("val_rmse") if newest.run_id else None
+    if val_rmse is None:
+        missing.append(f"version {newest.version} comes from no run with a val_rmse: register a candidate")
+    elif val_rmse > threshold:
+        missing.append(
+            f"version {newest.version} has val_rmse {val_rmse:.3f}, above the gate's {threshold}: "
+            "register a candidate that passes the gate"
+        )
     if not newest.description:
         missing.append(f"version {newest.version} of {newest.name} has no description")
     target = client.get_registered_model(newest.name).aliases.get(EXERCISE_ALIAS)

@@ -1,4 +1,5 @@
-spare = candidates[-1]  # the weakest candidate, not among the versions registered above
+# The best candidate not registered above that passes the gate (the weakest one may well not).
+spare = next(run for run in candidates[REGISTER_TOP:] if run.data.metrics["val_rmse"] <= THRESHOLD)
 version = mlflow.register_model(
     f"models:/{spare.outputs.model_outputs[0].model_id}", MODEL_NAME, tags={"exercise": "04.1"}
 )

@@ -52,11 +52,16 @@ class CoursePlanError(Week2Error):
     """A notebook's metadata names a notebook it cannot run after."""
 
 
+GOING_FURTHER = "going further"
+"""A notebook's metadata `"week2": {"part": "going further"}` puts it beyond the week's core path."""
+
+
 @dataclass
 class NotebookResult:
     path: Path
     seconds: float
     finished_at: float = 0.0  # seconds from the start of the course run
+    going_further: bool = False  # beyond the week's core path (the summary lists the core first)
 
 
 REQUIREMENT_HINTS = {
@@ -232,6 +237,7 @@ class CourseNotebook:
     `after`: the numbers of the notebooks whose results it reads (04 registers what 01–03 logged);
     it starts once they have run. `uses`: the servers it starts and stops (`team-server`), which
     one notebook at a time may hold. `requires`: the programs it needs (see missing_requirements).
+    `going_further`: its `part` is "going further", beyond the week's core path (else it is core).
     """
 
     path: Path
@@ -239,6 +245,7 @@ class CourseNotebook:
     uses: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     code_cells: int = 0
+    going_further: bool = False
 
     @property
     def number(self) -> str:
@@ -258,6 +265,7 @@ def read_course(folder: Path) -> list[CourseNotebook]:
             after=tuple(meta.get("after", [])),
             uses=tuple(meta.get("uses", [])),
             requires=tuple(meta.get("requires", [])),
+            going_further=meta.get("part") == GOING_FURTHER,
             code_cells=sum(cell.cell_type == "code" for cell in notebook.cells),
         )
         earlier = {n.number for n in notebooks}
@@ -411,7 +419,9 @@ def run_notebooks(notebooks: list[CourseNotebook], executed_dir: Path, jobs: int
                 raise outcome
             done.add(run.notebook.number)
             finished_at = time.perf_counter() - course_started
-            results.append(NotebookResult(run.notebook.path, outcome, finished_at))
+            results.append(
+                NotebookResult(run.notebook.path, outcome, finished_at, run.notebook.going_further)
+            )
             name = run.notebook.path.stem
             bar.write(f"{name}: {outcome:.0f} s, done {_minutes(finished_at)} into the course")
     except BaseException:
@@ -471,7 +481,9 @@ def summary(
     lines = ["Summary", "======="]
     label = "the real TLC months" if source == "real" else "the SYNTHETIC SAMPLE (real data could not be had)"
     lines.append(f"data used: {label}")
-    lines.append("notebooks: " + ", ".join(f"{r.path.stem} {r.seconds:.0f}s" for r in results))
+    for part, going_further in (("core notebooks", False), (GOING_FURTHER, True)):
+        if ran := [f"{r.path.stem} {r.seconds:.0f}s" for r in results if r.going_further == going_further]:
+            lines.append(f"{part}: {', '.join(ran)}")
     if seconds is not None:
         lines.append(f"course: {_minutes(seconds)} from the first notebook to the last")
     lines += [f"skipped: {reason}" for reason in skipped or []]

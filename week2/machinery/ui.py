@@ -1,6 +1,6 @@
 """The MLflow UI in a real browser: a store filled by the course, `mlflow ui` on it, headless Chromium.
 
-Shared by `images/take_screenshots.py` (the pictures of the README) and `tests/test_ui.py`: the
+Shared by `images/take_screenshots.py` (the pictures CONCEPTS.md shows) and `tests/test_ui.py`: the
 pages the pictures show are the pages the test checks. The browser is Debian's Chromium driven by
 Playwright; Playwright's own browser download is never used.
 """
