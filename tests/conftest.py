@@ -30,7 +30,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for variable in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"):
         os.environ.pop(variable, None)
     scratch = Path(tempfile.mkdtemp(prefix="week2-tests-"))
-    scratch.chmod(0o711)  # PostgreSQL of scenario 3 runs as its own account when we are root
+    # Private, as /root is: PostgreSQL, which runs as its own account when we are root, keeps its
+    # data elsewhere and need not enter it.
+    scratch.chmod(0o700)
     from week2.config import store_settings
     from week2.machinery.servers import free_ports
 
@@ -80,10 +82,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if "WEEK2_TEST_SCRATCH" in os.environ:
         from week2.machinery import servers
 
+        # A run that passed deletes its scratch folder, and with it the scenarios' data, which
+        # PostgreSQL may keep outside it (when we are root): deleted with them, not left behind.
+        passed = config.stash.get(_PASSED, False)
         servers.stop_team_server()
-        servers.stop_scenario3()
+        servers.stop_scenario3(delete=passed)
         scratch = Path(os.environ["WEEK2_TEST_SCRATCH"])
-        if config.stash.get(_PASSED, False):
+        if passed:
             shutil.rmtree(scratch, ignore_errors=True)
         elif "PYTEST_XDIST_WORKER" not in os.environ:
             print(f"\nthe suite's scratch folder (stores, executed notebooks, logs) is kept: {scratch}")
@@ -273,8 +278,8 @@ def server_settings():
 
     from week2.machinery import servers
 
+    # Mode 700, as /root: the scenarios start as root from a folder that no other account may enter.
     folder = Path(tempfile.mkdtemp(prefix="week2-servers-"))
-    folder.chmod(0o711)  # PostgreSQL's account must be able to pass through when we are root
     ports = dict(zip(PORT_SETTINGS, servers.free_ports(len(PORT_SETTINGS)), strict=True))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WEEK2_SERVERS_DIR", str(folder / "servers"))
@@ -289,7 +294,7 @@ def server_settings():
             yield ports
         finally:
             servers.stop_team_server()
-            servers.stop_scenario3()
+            servers.stop_scenario3(delete=True)  # the folder goes: PostgreSQL's data, wherever it is, too
             mlflow.set_tracking_uri(None)
     shutil.rmtree(folder)
     busy = {setting: port for setting, port in ports.items() if not servers.port_is_free(port)}
@@ -315,6 +320,7 @@ def scenario3(server_settings):
 
     skip_without_postgres()
     started = run_week2("scenario3")
+    pgdata = (servers.scenario3_folder() / "pgdata").resolve()  # elsewhere when PostgreSQL is not us
     try:
         assert started.returncode == 0, started.stderr
         assert str(servers.secrets_path()) in started.stdout
@@ -322,7 +328,7 @@ def scenario3(server_settings):
     finally:
         stopped = run_week2("scenario3-stop", "--delete")
         assert stopped.returncode == 0, stopped.stderr
-        assert not servers.scenario3_folder().exists()
+        assert not servers.scenario3_folder().exists() and not pgdata.exists()
 
 
 def process_gone(pid: int) -> bool:
