@@ -36,7 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from week2.config import store_settings
     from week2.machinery.servers import free_ports
 
-    server_port, scenario3_port, s3_port, postgres_port, webhook_port = free_ports(5)
+    server_port, scenario3_port, s3_port, postgres_port, webhook_port, *class_ports = free_ports(8)
     defaults = {
         **store_settings(scratch),
         "WEEK2_DATA_DIR": str(scratch / "data"),
@@ -52,6 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "WEEK2_S3_PORT": str(s3_port),
         "WEEK2_POSTGRES_PORT": str(postgres_port),
         "WEEK2_WEBHOOK_PORT": str(webhook_port),
+        **dict(zip(CLASS_PORT_SETTINGS, map(str, class_ports), strict=True)),
     }
     if SHARED_TLC.is_dir():
         defaults["WEEK2_TLC_MIRROR"] = str(SHARED_TLC)
@@ -80,13 +81,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Stop the servers of a scenario notebook that failed before its last cell; remove the scratch
     folder of a run that passed, and name the one of a run that failed (its executed notebooks)."""
     if "WEEK2_TEST_SCRATCH" in os.environ:
-        from week2.machinery import servers
+        from week2.machinery import class_server, servers
 
         # A run that passed deletes its scratch folder, and with it the scenarios' data, which
         # PostgreSQL may keep outside it (when we are root): deleted with them, not left behind.
         passed = config.stash.get(_PASSED, False)
         servers.stop_team_server()
         servers.stop_scenario3(delete=passed)
+        class_server.stop_class_server(delete=passed)
         scratch = Path(os.environ["WEEK2_TEST_SCRATCH"])
         if passed:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -266,8 +268,10 @@ def log_custom_model(pipeline, folder: Path, example, clip: tuple[float, float] 
 
 # --- servers of the deployment scenarios, shared by the scenario and reliability tests ------------
 
+CLASS_PORT_SETTINGS = ("WEEK2_CLASS_PORT", "WEEK2_CLASS_S3_PORT", "WEEK2_CLASS_POSTGRES_PORT")
 PORT_SETTINGS = (
     "WEEK2_SERVER_PORT", "WEEK2_SCENARIO3_PORT", "WEEK2_S3_PORT", "WEEK2_POSTGRES_PORT", "WEEK2_WEBHOOK_PORT",
+    *CLASS_PORT_SETTINGS,
 )  # fmt: skip
 
 
@@ -276,7 +280,7 @@ def server_settings():
     """A private servers folder and free ports; afterwards: nothing listens, the folder is gone."""
     import mlflow
 
-    from week2.machinery import servers
+    from week2.machinery import class_server, servers
 
     # Mode 700, as /root: the scenarios start as root from a folder that no other account may enter.
     folder = Path(tempfile.mkdtemp(prefix="week2-servers-"))
@@ -295,6 +299,7 @@ def server_settings():
         finally:
             servers.stop_team_server()
             servers.stop_scenario3(delete=True)  # the folder goes: PostgreSQL's data, wherever it is, too
+            class_server.stop_class_server(delete=True)
             mlflow.set_tracking_uri(None)
     shutil.rmtree(folder)
     busy = {setting: port for setting, port in ports.items() if not servers.port_is_free(port)}
