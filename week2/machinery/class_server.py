@@ -145,12 +145,10 @@ def _start_class_mlflow(stack: Stack, keys: dict[str, str]) -> None:
 
 def start_class_server() -> str:
     """Start the class server (or find it running); return its URL."""
-    stack = class_stack()
-    pool_settings(
-        config.class_workers()
-    )  # a number of workers that cannot fit is refused before anything starts
+    # Too many workers to fit PostgreSQL's connections are refused before anything starts.
+    pool_settings(config.class_workers())
     settings = {"max_connections": str(POSTGRES_MAX_CONNECTIONS)}
-    return servers.start_stack(stack, _start_class_mlflow, settings)
+    return servers.start_stack(class_stack(), _start_class_mlflow, settings)
 
 
 def stop_class_server(delete: bool = False) -> str:
@@ -261,6 +259,8 @@ def enroll(usernames: Sequence[str]) -> Enrolment:
         "MLFLOW_TRACKING_PASSWORD": servers.read_secrets(stack)["admin_password"],
     }
     done = Enrolment()
+    credentials_folder().mkdir(mode=0o700, parents=True, exist_ok=True)
+    credentials_folder().chmod(0o700)  # the passwords inside are the only copies: for the instructor only
     with servers.environment(admin):
         auth, tracking = servers.auth_client(stack.url), MlflowClient(stack.url)
         workspaces = {w.name: w for w in tracking.list_workspaces()}
@@ -301,7 +301,6 @@ def enroll(usernames: Sequence[str]) -> Enrolment:
                         raise
                     continue  # left out by an earlier roster already
                 done.left_out.append(name)
-    credentials_folder().chmod(0o700)
     return done
 
 
