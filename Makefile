@@ -114,6 +114,18 @@ scenario3-stop: $(STAMP) ## stop scenario 3's three servers; its runs, artifacts
 	@case "$(DELETE)" in ""|0|1) ;; *) echo "error: DELETE=$(DELETE): write DELETE=1 to delete scenario 3's data and secrets, or leave DELETE out to keep them" >&2; exit 2;; esac
 	$(PY) -m week2 scenario3-stop $(if $(filter 1,$(DELETE)),--delete)
 
+.PHONY: class-server class-server-stop class-enroll
+class-server: $(STAMP) ## the class tracking server: scenario 3 with a workspace per student, on http://127.0.0.1:5006 (WEEK2_CLASS_PORT); see INSTRUCTORS.md
+	$(PY) -m week2 class-server
+
+class-server-stop: $(STAMP) ## stop the class server; its runs, artifacts and secrets stay (DELETE=1 deletes them and the credentials)
+	@case "$(DELETE)" in ""|0|1) ;; *) echo "error: DELETE=$(DELETE): write DELETE=1 to delete the class server's data and secrets, or leave DELETE out to keep them" >&2; exit 2;; esac
+	$(PY) -m week2 class-server-stop $(if $(filter 1,$(DELETE)),--delete)
+
+class-enroll: $(STAMP) ## an account and a workspace per student of ROSTER=roster.csv (a username column); writes build/class/credentials/
+	@[ -n "$(ROSTER)" ] || { echo "error: no roster: make class-enroll ROSTER=roster.csv (a CSV file with a username column)" >&2; exit 2; }
+	$(PY) -m week2 class-enroll "$(ROSTER)"
+
 .PHONY: homework
 homework: $(STAMP) ## run your homework scripts, grade each question from the store, write homework/submission.json (MONTHS="2023-01 2023-02 2023-03", TRIALS=15; SOLUTION=1: the reference solution)
 	$(PY) homework/run_homework.py $(if $(MONTHS),--months "$(MONTHS)") $(if $(TRIALS),--trials "$(TRIALS)") $(if $(SOLUTION),--solution "$(SOLUTION)")

@@ -245,7 +245,6 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="week2-bench-") as name:
         scratch = Path(name)
-        scratch.chmod(0o711)  # PostgreSQL runs as its own account when we are root
         if not options.skip_course:
             bench_course(scratch)
         if not options.skip_homework:
@@ -269,7 +268,7 @@ def main() -> int:
                         remote_url, "scenario 3 (PG+S3, auth)", options.runs_per_client
                     )
             finally:
-                servers.stop_scenario3()
+                servers.stop_scenario3(delete=True)  # PostgreSQL's data may sit outside the scratch folder
 
         table(
             f"Tracking throughput: each run = params, {METRIC_STEPS} metric steps in one batch, an artifact",

@@ -30,11 +30,13 @@ def pytest_configure(config: pytest.Config) -> None:
     for variable in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"):
         os.environ.pop(variable, None)
     scratch = Path(tempfile.mkdtemp(prefix="week2-tests-"))
-    scratch.chmod(0o711)  # PostgreSQL of scenario 3 runs as its own account when we are root
+    # Private, as /root is: PostgreSQL, which runs as its own account when we are root, keeps its
+    # data elsewhere and need not enter it.
+    scratch.chmod(0o700)
     from week2.config import store_settings
     from week2.machinery.servers import free_ports
 
-    server_port, scenario3_port, s3_port, postgres_port, webhook_port = free_ports(5)
+    server_port, scenario3_port, s3_port, postgres_port, webhook_port, *class_ports = free_ports(8)
     defaults = {
         **store_settings(scratch),
         "WEEK2_DATA_DIR": str(scratch / "data"),
@@ -50,6 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "WEEK2_S3_PORT": str(s3_port),
         "WEEK2_POSTGRES_PORT": str(postgres_port),
         "WEEK2_WEBHOOK_PORT": str(webhook_port),
+        **dict(zip(CLASS_PORT_SETTINGS, map(str, class_ports), strict=True)),
     }
     if SHARED_TLC.is_dir():
         defaults["WEEK2_TLC_MIRROR"] = str(SHARED_TLC)
@@ -78,12 +81,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Stop the servers of a scenario notebook that failed before its last cell; remove the scratch
     folder of a run that passed, and name the one of a run that failed (its executed notebooks)."""
     if "WEEK2_TEST_SCRATCH" in os.environ:
-        from week2.machinery import servers
+        from week2.machinery import class_server, servers
 
+        # A run that passed deletes its scratch folder, and with it the scenarios' data, which
+        # PostgreSQL may keep outside it (when we are root): deleted with them, not left behind.
+        passed = config.stash.get(_PASSED, False)
         servers.stop_team_server()
-        servers.stop_scenario3()
+        servers.stop_scenario3(delete=passed)
+        class_server.stop_class_server(delete=passed)
         scratch = Path(os.environ["WEEK2_TEST_SCRATCH"])
-        if config.stash.get(_PASSED, False):
+        if passed:
             shutil.rmtree(scratch, ignore_errors=True)
         elif "PYTEST_XDIST_WORKER" not in os.environ:
             print(f"\nthe suite's scratch folder (stores, executed notebooks, logs) is kept: {scratch}")
@@ -261,8 +268,10 @@ def log_custom_model(pipeline, folder: Path, example, clip: tuple[float, float] 
 
 # --- servers of the deployment scenarios, shared by the scenario and reliability tests ------------
 
+CLASS_PORT_SETTINGS = ("WEEK2_CLASS_PORT", "WEEK2_CLASS_S3_PORT", "WEEK2_CLASS_POSTGRES_PORT")
 PORT_SETTINGS = (
     "WEEK2_SERVER_PORT", "WEEK2_SCENARIO3_PORT", "WEEK2_S3_PORT", "WEEK2_POSTGRES_PORT", "WEEK2_WEBHOOK_PORT",
+    *CLASS_PORT_SETTINGS,
 )  # fmt: skip
 
 
@@ -271,10 +280,10 @@ def server_settings():
     """A private servers folder and free ports; afterwards: nothing listens, the folder is gone."""
     import mlflow
 
-    from week2.machinery import servers
+    from week2.machinery import class_server, servers
 
+    # Mode 700, as /root: the scenarios start as root from a folder that no other account may enter.
     folder = Path(tempfile.mkdtemp(prefix="week2-servers-"))
-    folder.chmod(0o711)  # PostgreSQL's account must be able to pass through when we are root
     ports = dict(zip(PORT_SETTINGS, servers.free_ports(len(PORT_SETTINGS)), strict=True))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WEEK2_SERVERS_DIR", str(folder / "servers"))
@@ -289,7 +298,8 @@ def server_settings():
             yield ports
         finally:
             servers.stop_team_server()
-            servers.stop_scenario3()
+            servers.stop_scenario3(delete=True)  # the folder goes: PostgreSQL's data, wherever it is, too
+            class_server.stop_class_server(delete=True)
             mlflow.set_tracking_uri(None)
     shutil.rmtree(folder)
     busy = {setting: port for setting, port in ports.items() if not servers.port_is_free(port)}
@@ -315,6 +325,7 @@ def scenario3(server_settings):
 
     skip_without_postgres()
     started = run_week2("scenario3")
+    pgdata = (servers.scenario3_folder() / "pgdata").resolve()  # elsewhere when PostgreSQL is not us
     try:
         assert started.returncode == 0, started.stderr
         assert str(servers.secrets_path()) in started.stdout
@@ -322,7 +333,7 @@ def scenario3(server_settings):
     finally:
         stopped = run_week2("scenario3-stop", "--delete")
         assert stopped.returncode == 0, stopped.stderr
-        assert not servers.scenario3_folder().exists()
+        assert not servers.scenario3_folder().exists() and not pgdata.exists()
 
 
 def process_gone(pid: int) -> bool:

@@ -81,6 +81,16 @@ CASES = {
         {"MLFLOW_TRACKING_URI": "http://127.0.0.1:{dead}"},
         "MLFLOW_TRACKING_URI=http://127.0.0.1:{dead} does not answer",
     ),
+    "class server workers beyond postgres": (
+        ["class-server"],
+        {"WEEK2_CLASS_WORKERS": "12"},
+        "WEEK2_CLASS_WORKERS=12: that many workers",
+    ),
+    "class port a word": (["class-server-stop"], {"WEEK2_CLASS_PORT": "web"}, "WEEK2_CLASS_PORT"),
+    "class size 0": (["class-enroll", "roster.csv"], {"WEEK2_CLASS_SIZE": "0"}, "WEEK2_CLASS_SIZE"),
+    "class-server-stop option": (["class-server-stop", "--remove"], {}, "its only option is --delete"),
+    "class-enroll without a roster": (["class-enroll"], {}, "class-enroll takes one roster"),
+    "class roster a folder": (["class-enroll", "week2"], {}, "The roster week2 is not a file"),
 }
 
 MAKE_CASES = {
@@ -91,6 +101,16 @@ MAKE_CASES = {
         ["serve"],
         {"MLFLOW_TRACKING_URI": "sqlite:///{tmp}/gone/mlflow.db"},
         "does not exist",
+    ),
+    "make class-server-stop DELETE=yes": (
+        ["class-server-stop", "DELETE=yes"],
+        {},
+        "DELETE=yes: write DELETE=1",
+    ),
+    "make class-enroll without ROSTER": (
+        ["class-enroll"],
+        {},
+        "no roster: make class-enroll ROSTER=roster.csv",
     ),
 }
 

