@@ -8,6 +8,7 @@ with a value and no problems is a pass.
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 import subprocess
@@ -132,13 +133,40 @@ class Crash:
         return None
 
 
-def crashed(answer: Answer, script: str, crash: Crash) -> Answer:
-    """`answer` failed by the crash of `script`: the exception, a tip when one is known, where it was."""
-    answer.problems.append(f"{script} crashed: {crash.summary()}")
-    if tip := crash.tip():
-        answer.problems.append(f"tip: {tip}")
-    answer.hint = f"look at {crash.where()}"
-    return answer
+@dataclass
+class Ending:
+    """How a script's run under `make homework` ended, as homework/harness.py reported it."""
+
+    crash: Crash | None = None
+    elsewhere: list[dict] = field(default_factory=list)
+    """The script's own tracking URIs on another machine (`uri`, `line`): its runs went there."""
+
+    @classmethod
+    def read(cls, report: Path) -> Ending:
+        """The harness's report; an empty Ending when the script was killed before writing it."""
+        try:
+            content = json.loads(Path(report).read_text())
+        except (OSError, ValueError):
+            return cls()
+        crash = content.get("crash")
+        return cls(Crash(**crash) if crash else None, content.get("kept", []))
+
+    def explains(self, answer: Answer, script: str, file: Path) -> bool:
+        """Put this ending in `answer` when it is why the question fails (a crash, runs sent away)."""
+        if self.crash:
+            answer.problems.append(f"{script} crashed: {self.crash.summary()}")
+            if tip := self.crash.tip():
+                answer.problems.append(f"tip: {tip}")
+            answer.hint = f"look at {self.crash.where()}"
+            return True
+        if self.elsewhere:
+            uri, line = self.elsewhere[0]["uri"], self.elsewhere[0]["line"]
+            answer.problems.append(
+                f"{script} sent its runs to {uri}, another machine, not to the store make homework grades"
+            )
+            answer.hint = f"look at {repo_label(file)}, line {line}: delete that set_tracking_uri"
+            return True
+        return False
 
 
 # --- Q1, Q2, Q4: no MLflow code of yours ----------------------------------------------------------------
@@ -239,7 +267,7 @@ def script_label(scripts: Path, name: str) -> str:
     return repo_label(scripts / name)
 
 
-def q3_min_samples_split(session: str, scripts: Path, crash: Crash | None = None) -> Answer:
+def q3_min_samples_split(session: str, scripts: Path, ending: Ending | None = None) -> Answer:
     """The run train.py autologged in this session, in whatever experiment the student chose."""
     answer = Answer(
         "q3",
@@ -247,8 +275,8 @@ def q3_min_samples_split(session: str, scripts: Path, crash: Crash | None = None
         None,
         hint=f"look at {script_label(scripts, 'train.py')}, TODO (Q3)",
     )
-    if crash:
-        return crashed(answer, "train.py", crash)
+    if ending and ending.explains(answer, "train.py", scripts / "train.py"):
+        return answer
     runs = started_by(session_runs(session), "train.py")
     autologged = [run for run in runs if AUTOLOG_TAG in run.data.tags]
     candidates = autologged or runs
@@ -306,15 +334,15 @@ def counted(problems: list[str], total: int) -> list[str]:
     ]
 
 
-def q5_best_val_rmse(session: str, trials: int, scripts: Path, crash: Crash | None = None) -> Answer:
+def q5_best_val_rmse(session: str, trials: int, scripts: Path, ending: Ending | None = None) -> Answer:
     answer = Answer(
         "q5",
         "best validation RMSE of the search",
         None,
         hint=f"look at {script_label(scripts, 'hpo.py')}, TODO (Q5)",
     )
-    if crash:
-        return crashed(answer, "hpo.py", crash)
+    if ending and ending.explains(answer, "hpo.py", scripts / "hpo.py"):
+        return answer
     runs = trial_runs(session)
     if len(runs) != trials:
         answer.problems.append(f"expected {trials} runs of hpo.py, one per trial, found {len(runs)}")
@@ -354,7 +382,7 @@ def q6_registered_test_rmse(
     top_n: int,
     trials: int,
     scripts: Path,
-    crash: Crash | None = None,
+    ending: Ending | None = None,
     search: Answer | None = None,
 ) -> Answer:
     """The retrained run with the lowest test RMSE, and the model version registered from it.
@@ -369,8 +397,7 @@ def q6_registered_test_rmse(
         hint=f"look at {script_label(scripts, 'register_model.py')}, TODO (Q6)",
     )
     see_q5 = "register_model.py retrains the best trials of the search: see Q5 first"
-    if crash:
-        crashed(answer, "register_model.py", crash)
+    if ending and ending.explains(answer, "register_model.py", scripts / "register_model.py"):
         answer.problems += [see_q5] if search is not None and not search.passed else []
         return answer
     if search is not None and not search.passed:

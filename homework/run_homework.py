@@ -23,7 +23,7 @@ from pathlib import Path
 import click
 import mlflow
 from check import (
-    Crash,
+    Ending,
     file_stamps,
     q1_mlflow_version,
     q2_preprocessed_files,
@@ -57,11 +57,13 @@ HARNESS = HOMEWORK_DIR / "harness.py"
 TRACEBACK_START = "Traceback (most recent call last):"
 
 
-def run_script(step: int, script: Path, args: list[str], env: dict[str, str], log_dir: Path) -> bool | Crash:
+def run_script(
+    step: int, script: Path, args: list[str], env: dict[str, str], log_dir: Path
+) -> tuple[bool, Ending]:
     """Run one script with this Python through homework/harness.py, its output shown as it comes.
 
-    True when it succeeded, else False or, when an exception ended it, that Crash. A traceback is
-    kept out of the terminal: the exception is shown in one line, the whole output is in the log.
+    Whether it succeeded, and how it ended (a crash, runs sent elsewhere). A traceback is kept out
+    of the terminal: the exception is shown in one line, the whole output is in the log.
     """
     click.echo(click.style(f"[{step}/4] python {repo_label(script)} {' '.join(args)}", bold=True))
     log = log_dir / f"{script.stem}.log"
@@ -87,11 +89,11 @@ def run_script(step: int, script: Path, args: list[str], env: dict[str, str], lo
                 last_line = line.strip()
     peak = wait_with_peak_memory(process)
     seconds = time.monotonic() - started
+    ending = Ending.read(report)
     if process.returncode == 0:
         click.echo(f"[{step}/4] {script.name} done in {seconds:.0f} s{peak}\n")
-        return True
-    crash = read_crash(report)
-    if crash:
+        return True, ending
+    if crash := ending.crash:
         reason = f"{crash.summary()} ({crash.where()})"
     else:
         reason = f"it crashed with {last_line}" if in_traceback else "see its error above"
@@ -99,16 +101,7 @@ def run_script(step: int, script: Path, args: list[str], env: dict[str, str], lo
         click.style(f"[{step}/4] {script.name} failed (exit {process.returncode}): ", fg="red")
         + f"{reason}; its whole output is in {log}\n"
     )
-    return crash or False
-
-
-def read_crash(report: Path) -> Crash | None:
-    """The exception the harness reported for a script, if one ended it."""
-    try:
-        crash = json.loads(report.read_text()).get("crash")
-    except (OSError, ValueError):  # killed before it could write its report
-        return None
-    return Crash(**crash) if crash else None
+    return False, ending
 
 
 def wait_with_peak_memory(process: subprocess.Popen) -> str:
@@ -253,25 +246,24 @@ def run_homework(
         ("hpo.py", ["--data_path", str(dest_path), "--num_trials", str(trials)]),
         ("register_model.py", ["--data_path", str(dest_path), "--top_n", str(top_n)]),
     ]  # fmt: skip
-    ended = {}
+    endings = {}
     for step, (name, args) in enumerate(steps, start=1):
-        ended[name] = run_script(step, scripts / name, args, env, log_dir)
-        if step == 1 and ended[name] is not True:
+        succeeded, endings[name] = run_script(step, scripts / name, args, env, log_dir)
+        if step == 1 and not succeeded:
             click.echo("the other scripts need its pickles: not run\n")
             break
-    crashes = {name: outcome for name, outcome in ended.items() if isinstance(outcome, Crash)}
 
     tag_session_runs(
         session, {"data_source": source, "train_month": train, "val_month": val, "test_month": test}
     )
-    search = q5_best_val_rmse(session, trials, scripts, crashes.get("hpo.py"))
+    search = q5_best_val_rmse(session, trials, scripts, endings.get("hpo.py"))
     answers = [
         q1_mlflow_version(),
         q2_preprocessed_files(dest_path, before, scripts),
-        q3_min_samples_split(session, scripts, crashes.get("train.py")),
+        q3_min_samples_split(session, scripts, endings.get("train.py")),
         q4_artifact_option(),
         search,
-        q6_registered_test_rmse(session, top_n, trials, scripts, crashes.get("register_model.py"), search),
+        q6_registered_test_rmse(session, top_n, trials, scripts, endings.get("register_model.py"), search),
     ]
     print_table(answers)
     write_text_atomically(submission, json.dumps({a.key: a.value for a in answers}, indent=2) + "\n")

@@ -214,9 +214,10 @@ def test_a_crashing_script_shows_its_exception_and_line_not_its_traceback(script
     )
     logs = tmp_path / "logs"
     logs.mkdir()
-    crash = scripts["run_homework"].run_script(1, script, [], dict(os.environ), logs)
+    succeeded, ending = scripts["run_homework"].run_script(1, script, [], dict(os.environ), logs)
+    crash = ending.crash
     shown = capsys.readouterr().out
-    assert "working" in shown and "Traceback" not in shown
+    assert not succeeded and "working" in shown and "Traceback" not in shown
     # The exception itself, on one line, where it was raised: not the traceback's last line.
     assert f"ValueError: the student made a typo over two lines ({script}, line 2)" in shown
     assert (crash.type, crash.line, crash.where()) == ("ValueError", 2, f"{script}, line 2")

@@ -205,12 +205,38 @@ def test_known_crashes_get_the_student_line_and_a_tip(check_module, tmp_path, na
     script.write_text("import mlflow\nmlflow.set_tracking_uri('http://127.0.0.1:5000')\n" + code)
     done, report = run_harnessed(script, tmp_path, **store_settings(tmp_path))
     assert done.returncode == 1 and "Traceback" in done.stderr  # the log keeps it, the runner hides it
-    crash = check_module.Crash(**report["crash"])
+    crash = check_module.Ending.read(tmp_path / "report.json").crash
     assert crash.file == str(script) and crash.line == len(script.read_text().splitlines())
     assert tip in crash.tip(), crash
     assert report["redirected"] == [
         {"call": "mlflow.set_tracking_uri", "uri": "http://127.0.0.1:5000", "line": 2}
     ]
+
+
+def test_a_uri_on_another_machine_is_kept_and_named_as_the_cause(check_module, tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import mlflow\n"
+        "mlflow.set_tracking_uri('https://tracking.example.org')\n"
+        "print('tracking', mlflow.get_tracking_uri())\n"  # nothing is sent: no run is started
+    )
+    done, report = run_harnessed(script, tmp_path, **store_settings(tmp_path))
+    assert done.returncode == 0 and "tracking https://tracking.example.org" in done.stdout
+    assert (
+        "set_tracking_uri('https://tracking.example.org') in train.py, line 2 sends the runs to another"
+        in (done.stdout)
+    )
+    assert report["kept"] == [
+        {"call": "mlflow.set_tracking_uri", "uri": "https://tracking.example.org", "line": 2}
+    ]
+    answer = check_module.Answer("q3", "min_samples_split that autolog recorded", None)
+    ending = check_module.Ending.read(tmp_path / "report.json")
+    assert ending.explains(answer, "train.py", script)
+    assert answer.problems == [
+        "train.py sent its runs to https://tracking.example.org, another machine, "
+        "not to the store make homework grades"
+    ]
+    assert answer.hint == f"look at {script}, line 2: delete that set_tracking_uri"
 
 
 @pytest.mark.parametrize(
