@@ -127,8 +127,8 @@ class-enroll: $(STAMP) ## an account and a workspace per student of ROSTER=roste
 	$(PY) -m week2 class-enroll "$(ROSTER)"
 
 .PHONY: homework
-homework: $(STAMP) ## run your homework scripts, grade each question from the store, write homework/submission.json (MONTHS="2023-01 2023-02 2023-03", TRIALS=15; SOLUTION=1: the reference solution)
-	$(PY) homework/run_homework.py $(if $(MONTHS),--months "$(MONTHS)") $(if $(TRIALS),--trials "$(TRIALS)") $(if $(SOLUTION),--solution "$(SOLUTION)")
+homework: $(STAMP) ## run your homework scripts, grade each question from the store, write homework/submission.json (MONTHS="2023-01 2023-02 2023-03", TRIALS=15; SOLUTION=1: the reference solution; CLASS=alice.env: submit to the class server)
+	$(PY) homework/run_homework.py $(if $(MONTHS),--months "$(MONTHS)") $(if $(TRIALS),--trials "$(TRIALS)") $(if $(SOLUTION),--solution "$(SOLUTION)") $(if $(CLASS),--class "$(CLASS)")
 
 .PHONY: bench-sweep
 bench-sweep: $(STAMP) ## original vs notebook 03's xgboost sweep on the real months (~20 min): speedup, tracking overhead

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -51,6 +52,8 @@ from mlflow.exceptions import MlflowException
 
 from week2 import config, data, tracking
 from week2.files import write_text_atomically
+from week2.machinery import class_server
+from week2.machinery.servers import ServerError
 
 BUILD_DIR = config.REPO_ROOT / "build" / "homework"
 HARNESS = HOMEWORK_DIR / "harness.py"
@@ -196,6 +199,14 @@ def print_verdicts(answers) -> None:
 @click.option(
     "--tracking-uri", default=None, help="Tracking store; default MLFLOW_TRACKING_URI, else mlflow.db."
 )
+@click.option(
+    "--class",
+    "class_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Submit to the class server: the credentials file your instructor sent you (make: CLASS=alice.env); "
+    "its four MLFLOW_ variables in the environment do the same.",
+)
 def run_homework(
     months: list[str],
     trials: int,
@@ -205,10 +216,18 @@ def run_homework(
     dest_path: Path | None,
     submission: Path | None,
     tracking_uri: str | None,
+    class_file: Path | None,
 ) -> None:
     """Run preprocess_data.py, train.py, hpo.py and register_model.py; grade Q1-Q6."""
     if tracking_uri:
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri  # for this process and the four scripts
+    try:
+        classroom = class_server.submission_settings(class_file, dict(os.environ))
+        os.environ.update(classroom)  # the server, the account and the workspace, for the scripts too
+        if classroom:
+            class_server.check_submission(classroom)
+    except ServerError as error:
+        raise click.ClickException(str(error)) from None
     who = "solution" if solution == "1" else "student"
     scripts = (scripts_folder or (HOMEWORK_DIR / "solution" if who == "solution" else HOMEWORK_DIR)).resolve()
     dest_path = (dest_path or BUILD_DIR / who / "output").resolve()
@@ -271,6 +290,12 @@ def run_homework(
     if source == "sample":
         click.echo("NOTE: these answers come from the synthetic sample, not the homework's months.\n")
     print_verdicts(answers)
+    if classroom:
+        click.echo(
+            f"\nsubmitted to {classroom['MLFLOW_TRACKING_URI']} as {classroom['MLFLOW_TRACKING_USERNAME']} "
+            f"at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC: session {session} in workspace "
+            f"{classroom['MLFLOW_WORKSPACE']} is what your instructor grades"
+        )
     if not all(answer.passed for answer in answers):
         sys.exit(1)
 

@@ -30,6 +30,7 @@ import secrets
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from week2 import config
@@ -218,6 +219,105 @@ def _read_env_file(path: Path) -> dict[str, str]:
     except FileNotFoundError:
         return {}
     return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+# --- the student's side: submitting the homework ------------------------------------------------
+
+CLASS_VARIABLES = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_WORKSPACE",
+)
+DEADLINE_VARIABLE = "WEEK2_CLASS_DEADLINE"
+"""An optional deadline (ISO 8601, e.g. 2026-12-20T23:59:00Z) in a credentials file or the environment."""
+
+
+def submission_settings(path: Path | None, environment: dict[str, str]) -> dict[str, str]:
+    """The class server's four variables (and the deadline, if any) a submission uses.
+
+    From the credentials file `path` (make homework CLASS=…), or from `environment` when it names a
+    workspace and an account on a server; {} when neither does (no submission: the local store).
+    """
+    if path is None:
+        found = {name: environment[name] for name in CLASS_VARIABLES if environment.get(name)}
+        if "MLFLOW_WORKSPACE" not in found or "MLFLOW_TRACKING_USERNAME" not in found:
+            return {}
+        source = "the environment"
+    else:
+        if not Path(path).is_file():
+            raise ServerError(
+                f"CLASS={path}: no such file: give the credentials file your instructor sent you, "
+                "e.g. CLASS=alice.env"
+            )
+        found = {name: value for name, value in _read_env_file(Path(path)).items() if value}
+        source = str(path)
+    missing = [name for name in CLASS_VARIABLES if name not in found]
+    if missing:
+        raise ServerError(
+            f"{source} lacks {', '.join(missing)}: use the credentials file your instructor sent you"
+        )
+    if not found["MLFLOW_TRACKING_URI"].startswith(("http://", "https://")):
+        raise ServerError(
+            f"{source}: MLFLOW_TRACKING_URI={found['MLFLOW_TRACKING_URI']} is no class server address"
+        )
+    deadline = found.get(DEADLINE_VARIABLE) or environment.get(DEADLINE_VARIABLE)
+    return {
+        **{name: found[name] for name in CLASS_VARIABLES},
+        **({DEADLINE_VARIABLE: deadline} if deadline else {}),
+    }
+
+
+def parse_deadline(text: str) -> datetime:
+    """An ISO 8601 time with its zone (a Z or +01:00); one line saying how to write it if not."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ServerError(f"deadline {text!r} is not a time with its zone: write e.g. 2026-12-20T23:59:00Z")
+    return moment
+
+
+def check_submission(settings: dict[str, str], now: datetime | None = None) -> None:
+    """Refuse, in one line each, a submission that cannot count: after the deadline, the server down,
+    the account refused (a wrong password, or a name left out of the roster), the workspace missing
+    or not the student's. Nothing is written before this passes."""
+    import requests
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    uri, user, workspace = (
+        settings[name] for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_WORKSPACE")
+    )
+    now = now or datetime.now(UTC)
+    if DEADLINE_VARIABLE in settings and now > parse_deadline(settings[DEADLINE_VARIABLE]):
+        raise ServerError(
+            f"the deadline, {settings[DEADLINE_VARIABLE]}, has passed (it is {now:%Y-%m-%dT%H:%M:%SZ}): runs "
+            "started now are not graded; ask your instructor before you submit late"
+        )
+    try:
+        requests.get(f"{uri.rstrip('/')}/health", timeout=(5, 10)).raise_for_status()
+    except requests.RequestException as error:
+        raise ServerError(
+            f"the class server {uri} does not answer ({type(error).__name__}): try again later, or ask your "
+            "instructor whether it runs"
+        ) from None
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+    except MlflowException as error:
+        status = error.get_http_status_code()
+        if status == 401:
+            raise ServerError(
+                f"{uri} refused {user}'s username or password: use the credentials file your instructor sent "
+                "you (an account left out of the roster is closed: ask them)"
+            ) from None
+        if status in (403, 404):
+            raise ServerError(
+                f"{uri} has no workspace {workspace!r} that {user} may use: MLFLOW_WORKSPACE must be the one "
+                "in your credentials file (your username)"
+            ) from None
+        raise
 
 
 def student_credentials(username: str, password: str) -> dict[str, str]:
