@@ -25,12 +25,20 @@ SETUP = """
 import sys, time
 from pathlib import Path
 import mlflow
-from week2 import tracking
+from week2 import config
 
 ready, go = Path(sys.argv[1]), Path(sys.argv[2])
 ready.touch()
 while not go.exists():
     time.sleep(0.005)
+if sys.argv[3] == "notebook-01":  # its second cell as a student types it: MLflow's calls, no lock of ours
+    mlflow.set_tracking_uri(config.tracking_uri())
+    if mlflow.get_experiment_by_name("01-duration-baselines") is None:
+        mlflow.create_experiment("01-duration-baselines")
+    print("experiment", mlflow.set_experiment("01-duration-baselines").experiment_id)
+    sys.exit()
+from week2 import tracking
+
 experiment_id = tracking.setup_mlflow("shared-experiment")
 if sys.argv[3] == "register":
     model = mlflow.initialize_logged_model(name="shared-model", experiment_id=experiment_id)
@@ -40,8 +48,8 @@ print("experiment", experiment_id)
 """
 
 
-def _at_once(folder: Path, action: str) -> list[subprocess.CompletedProcess]:
-    """Run SETUP with `action` in PROCESSES processes released together; their outcomes."""
+def _at_once(folder: Path, *actions: str) -> list[subprocess.CompletedProcess]:
+    """Run SETUP with each of `actions` (one of them PROCESSES times) in processes released together."""
     barrier = folder / "barrier"
     barrier.mkdir()
     go = barrier / "go"
@@ -52,10 +60,10 @@ def _at_once(folder: Path, action: str) -> list[subprocess.CompletedProcess]:
             stderr=subprocess.PIPE,
             text=True,
         )
-        for n in range(PROCESSES)
+        for n, action in enumerate(actions * PROCESSES if len(actions) == 1 else actions)
     ]
     deadline = time.monotonic() + BARRIER_SECONDS
-    while len(list(barrier.glob("ready-*"))) < PROCESSES and time.monotonic() < deadline:
+    while len(list(barrier.glob("ready-*"))) < len(processes) and time.monotonic() < deadline:
         time.sleep(0.05)
     go.touch()
     outcomes = []
@@ -94,6 +102,22 @@ def test_processes_creating_one_fresh_store_and_experiment_at_once(fresh_store):
     assert _rows(
         fresh_store, f"SELECT value FROM experiment_tags WHERE key = '{tracking.EXPERIMENT_KIND_TAG}'"
     ) == [(tracking.EXPERIMENT_KIND,)]
+
+
+@pytest.mark.slow
+def test_notebook_01_typed_by_hand_beside_other_notebooks_on_a_fresh_store(fresh_store):
+    """Notebook 01's cell opens the store with MLflow's own calls while two notebooks call setup_mlflow."""
+    outcomes = _at_once(fresh_store.parent, "notebook-01", "setup", "setup")
+
+    for outcome in outcomes:
+        assert outcome.returncode == 0, outcome.stderr
+    assert _rows(fresh_store, "PRAGMA integrity_check") == [("ok",)]
+    assert _rows(fresh_store, "SELECT count(*) FROM alembic_version") == [(1,)]
+    assert _rows(fresh_store, "SELECT name FROM experiments ORDER BY name") == [
+        ("01-duration-baselines",),
+        ("Default",),
+        ("shared-experiment",),
+    ]
 
 
 @pytest.mark.slow
