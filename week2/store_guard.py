@@ -21,7 +21,6 @@ be imported before `week2` or after it.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import importlib.abc
 import importlib.machinery
@@ -72,6 +71,8 @@ def store_lock(uri: str) -> Iterator[None]:
         except OSError:  # a folder we cannot write in: no store can be created there by us either
             yield
             return
+        import fcntl  # here, not above: a logged model ships this module and may load on Windows
+
         with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, also if the process dies
             _HELD.add(lock_file)
@@ -117,7 +118,9 @@ class _LockStoresOnImport(importlib.abc.MetaPathFinder):
 
 def install() -> None:
     """Lock the construction of MLflow's SQLAlchemy stores in this process: now if MLflow has imported
-    them, else as soon as it does."""
+    them, else as soon as it does. Not on Windows, which has no `flock` (a logged model ships week2)."""
+    if sys.platform == "win32":
+        return
     for name in STORE_MODULES:
         if name in sys.modules:
             _lock_construction(sys.modules[name].SqlAlchemyStore)
