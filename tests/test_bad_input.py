@@ -22,8 +22,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ARABIC_INDIC_2021 = "\u0662\u0660\u0662\u0661"  # int() and \d read these as 2021
 DEADLINE_SECONDS = 30  # a server that does not answer is named within this
 
-# (command line, environment changes, what the one line must contain). In values, {file} is a file
-# in the way, {tmp} the test's folder and {dead} a port where nothing listens.
+# (command line, environment changes, what the one line must contain). In arguments and values,
+# {file} is a file in the way, {tmp} the test's folder and {dead} a port where nothing listens.
+# STORE_THERE: a store whose folder exists, so that the refusal comes from the argument.
+STORE_THERE = {"MLFLOW_TRACKING_URI": "sqlite:///{tmp}/mlflow.db"}
 CASES = {
     "unknown command": (["sever"], {}, "argument command: invalid choice: 'sever'"),
     "option data does not take": (["data", "--force"], {}, "unrecognized arguments: --force"),
@@ -55,6 +57,15 @@ CASES = {
     "postgres port negative": (["data"], {"WEEK2_POSTGRES_PORT": "-5"}, "WEEK2_POSTGRES_PORT"),
     "serve port too high": (["serve"], {"WEEK2_SERVE_PORT": "99999"}, "WEEK2_SERVE_PORT"),
     "ui port a word": (["ui"], {"WEEK2_UI_PORT": "abc"}, "WEEK2_UI_PORT"),
+    "serve --port too high": (["serve", "--port", "70000"], STORE_THERE, "--port=70000 is not a TCP port"),
+    "serve --port 0": (["serve", "--port", "0"], STORE_THERE, "--port=0 is not a TCP port"),
+    "serve --port a word": (["serve", "--port", "http"], STORE_THERE, "--port='http' is not a whole number"),
+    "score --output under a file": (
+        ["score", "--output", "{file}/scored.parquet"],
+        STORE_THERE,
+        "--output={file}/scored.parquet: {file} is a file",
+    ),
+    "score --output a folder": (["score", "--output", "{tmp}"], STORE_THERE, "--output={tmp} is a folder"),
     "unknown data mode": (["data"], {"WEEK2_DATA": "offline"}, "WEEK2_DATA"),
     "unknown sweep backend": (["data"], {"WEEK2_SWEEP_BACKEND": "dask"}, "WEEK2_SWEEP_BACKEND"),
     "no sweep parallelism": (["data"], {"WEEK2_SWEEP_PARALLELISM": "0"}, "WEEK2_SWEEP_PARALLELISM"),
@@ -141,6 +152,7 @@ def _refused(command: list[str], changes: dict[str, str], says: str, sandbox) ->
     folder, env = sandbox
     dead_port = servers.free_ports(1)[0]
     env = {**env, **{name: _fill(value, folder, dead_port) for name, value in changes.items()}}
+    command = [_fill(part, folder, dead_port) for part in command]
     before_sandbox, before_repo = tree_with_mtimes(folder), tree_with_mtimes(REPO_ROOT)
     started = time.monotonic()
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 
 import pytest
 import requests
@@ -20,6 +22,10 @@ CLASSIC_VIEW = "#/experiments?workflowType=machine_learning"  # as MLflow 3.17's
 
 class _Exec(Exception):
     """Raised instead of replacing the test process with `mlflow ui`."""
+
+
+def _no_exec(*args):
+    raise _Exec
 
 
 def test_make_ui_prints_the_classic_view_and_starts_mlflow_without_telemetry(store, monkeypatch, capsys):
@@ -42,6 +48,20 @@ def test_make_ui_prints_the_classic_view_and_starts_mlflow_without_telemetry(sto
     assert command[command.index("--backend-store-uri") + 1] == config.tracking_uri()
     assert command[command.index("--host") + 1] == "127.0.0.1"
     assert command[command.index("--port") + 1] == str(port)
+
+
+def test_make_ui_creates_a_fresh_store_before_mlflow_ui_opens_it(tmp_path, monkeypatch):
+    """`mlflow ui` does not import week2, so it would create the tables without the store's lock."""
+    database = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
+    monkeypatch.setenv("WEEK2_UI_PORT", str(servers.free_ports(1)[0]))
+    monkeypatch.setattr(os, "execv", _no_exec)
+    with pytest.raises(_Exec):
+        cli.main(["ui"])
+
+    with closing(sqlite3.connect(database)) as store:
+        assert store.execute("SELECT count(*) FROM alembic_version").fetchone() == (1,)
+        assert store.execute("SELECT name FROM experiments").fetchall() == [("Default",)]
 
 
 def test_make_ui_names_a_dead_tracking_server_in_one_line(monkeypatch, capsys):

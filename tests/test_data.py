@@ -191,19 +191,18 @@ def test_partial_downloads_of_dead_processes_are_removed_by_the_next_run(cache, 
     cache.mkdir()
     (cache / FILENAME).write_bytes(parquet_bytes)
     left_by_a_killed_run = _partial(cache, age_seconds=3600)
-    just_started = _partial(cache, age_seconds=0)  # its writer may not have locked it yet
+    killed_a_moment_ago = _partial(cache, age_seconds=0)  # nobody holds it locked: its writer is dead
     sample_leftover = _partial(cache / "sample", age_seconds=3600)
 
     data.fetch_month(MONTH, progress=False, checksums=_checksums(parquet_bytes))
     data.sample_month_path(MONTH)
 
     assert not left_by_a_killed_run.exists() and not sample_leftover.exists()
-    assert just_started.exists()
+    assert not killed_a_moment_ago.exists()
 
 
-def test_a_partial_file_another_process_is_writing_is_kept(tmp_path, monkeypatch):
-    """`kill -9` of a writer: its `.part` stays while it lives, and goes once it is dead."""
-    monkeypatch.setattr(files, "PARTIAL_GRACE_SECONDS", 0)
+def test_a_partial_file_another_process_is_writing_is_kept(tmp_path):
+    """`kill -9` of a writer: its `.part` stays while it lives, and goes at once when it is dead."""
     writer = subprocess.Popen(
         [
             sys.executable, "-c",
@@ -221,8 +220,29 @@ def test_a_partial_file_another_process_is_writing_is_kept(tmp_path, monkeypatch
         writer.kill()  # SIGKILL: no clean-up runs in the writer
         writer.wait()
     assert partial.exists()
-    assert files.remove_partials(tmp_path) == [partial]
+    assert files.remove_partials(tmp_path) == [partial]  # seconds old: no waiting for it to age
     assert _leftovers(tmp_path) == []
+
+
+def test_a_writer_whose_new_file_is_removed_before_it_locks_it_makes_another(tmp_path, monkeypatch):
+    """The moment between creating a `.part` file and locking it: another process's clean-up wins it."""
+    created = []
+    mkstemp = files.tempfile.mkstemp
+
+    def mkstemp_then_another_process_cleans_up(*args, **kwargs):
+        handle, name = mkstemp(*args, **kwargs)
+        created.append(Path(name))
+        if len(created) == 1:
+            assert files.remove_partials(tmp_path) == [Path(name)]
+        return handle, name
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp_then_another_process_cleans_up)
+    with files.atomic_path(tmp_path / FILENAME) as part:
+        assert part == created[-1] and len(created) == 2  # the writer saw its first file go
+        part.write_bytes(b"PAR1 whole")
+        assert files.remove_partials(tmp_path) == []  # the second is locked before anyone sees it
+    assert (tmp_path / FILENAME).read_bytes() == b"PAR1 whole"
+    assert _leftovers(tmp_path) == [FILENAME]
 
 
 def test_directory_mirror_is_copied_into_the_cache(tmp_path, cache, parquet_bytes):

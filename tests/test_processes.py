@@ -48,6 +48,26 @@ def test_an_old_pid_record_without_command_line_is_not_trusted(tmp_path):
     assert service.stop() is False  # and this test process is still alive to say so
 
 
+def test_a_pid_record_naming_another_program_of_ours_is_not_trusted(tmp_path, monkeypatch, capsys):
+    """A record that agrees with itself (pid, start time, command line) but names a student's program."""
+    monkeypatch.setenv("WEEK2_SERVERS_DIR", str(tmp_path))
+    folder = servers.team_server_folder()
+    folder.mkdir()
+    theirs = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        process = psutil.Process(theirs.pid)
+        record = {"pid": theirs.pid, "started": process.create_time(), "cmdline": process.cmdline()}
+        for name in ("mlflow", "webhooks"):  # the two processes server-stop stops
+            (folder / f"{name}.pid").write_text(json.dumps(record))
+
+        assert servers.main_servers("server-stop") == 0
+        assert capsys.readouterr().out == "No team tracking server was running.\n"
+        assert theirs.poll() is None  # never signalled
+    finally:
+        theirs.kill()
+        theirs.wait()
+
+
 def test_a_port_is_free_only_when_a_server_could_listen_on_it():
     with socket.socket() as listener:
         listener.bind((processes.HOST, 0))

@@ -169,6 +169,8 @@ def test_promotion_moves_champion_keeps_the_previous_one_and_its_history(client,
 
 NOT_NEEDED = {"psutil", "pyspark", "hyperopt"}
 """Packages a course model must not require: MLflow's inference used to write them down."""
+SHIPPED_CODE = ["week2/__init__.py", "week2/store_guard.py", "week2/utils.py"]
+"""The week2 code of a pipeline's model: utils, which it calls, and the package with what its init imports."""
 SCENARIOS = ["06-scenario-1-local", "07-scenario-2-team-server", "08-scenario-3-remote-server"]
 
 
@@ -212,7 +214,7 @@ def test_the_scenario_model_ships_utils_and_requires_only_what_it_imports(client
     requirements = _requirements(model_uri)
     assert set(requirements) == {"mlflow", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "skops"}
     assert requirements["mlflow"] == mlflow.__version__
-    assert _code_files(model_uri) == ["week2/__init__.py", "week2/utils.py"]
+    assert _code_files(model_uri) == SHIPPED_CODE
     trips = names["X_val"].head(5)
     np.testing.assert_allclose(
         mlflow.pyfunc.load_model(model_uri).predict(trips), names["pipeline"].predict(trips)
@@ -238,7 +240,7 @@ def test_the_custom_model_clips_ships_only_utils_and_requires_only_what_it_impor
     requirements = _requirements(info.model_uri)
     assert set(requirements) == {"mlflow", "joblib", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn"}
     assert not NOT_NEEDED & set(requirements)
-    assert _code_files(info.model_uri) == ["week2/__init__.py", "week2/utils.py"]
+    assert _code_files(info.model_uri) == SHIPPED_CODE
 
 
 def test_the_custom_model_loads_without_this_checkout_on_the_path(custom_model, sample_xy, tmp_path):
@@ -278,6 +280,14 @@ def test_model_dependencies_follow_the_week2_modules_a_module_imports(tmp_path):
         shipped = sorted(p.name for p in Path(code_paths[0]).iterdir())
 
     # sweep imports models and utils, models imports config, config imports errors: all travel.
-    assert shipped == ["__init__.py", "config.py", "errors.py", "models.py", "sweep.py", "utils.py"]
+    assert shipped == [
+        "__init__.py",
+        "config.py",
+        "errors.py",
+        "models.py",
+        "store_guard.py",
+        "sweep.py",
+        "utils.py",
+    ]  # and __init__ imports store_guard
     assert {"hyperopt", "xgboost"} <= {r.split("==")[0] for r in requirements}  # sweep needs them
     assert not Path(code_paths[0]).exists()  # the copy lives only as long as the `with` block

@@ -1,8 +1,10 @@
 """One SQLite store, several processes at once: two notebooks, the homework beside a notebook.
 
 Each test starts PROCESSES Python processes that import MLflow, wait at a barrier (a file), and then
-do the same thing on one store at the same moment. Before `setup_mlflow` took its lock, creating a
-fresh store this way failed with alembic errors ("expected to match one row") or UNIQUE constraints.
+open one store at the same moment. Before `setup_mlflow` took its lock, creating a fresh store this
+way failed with alembic errors ("expected to match one row") or UNIQUE constraints; before MLflow's
+own creation of the tables took it (`week2.store_guard`), so did notebook 01's cell, which opens the
+store with MLflow's calls only, beside `setup_mlflow`.
 """
 
 from __future__ import annotations
@@ -25,12 +27,20 @@ SETUP = """
 import sys, time
 from pathlib import Path
 import mlflow
-from week2 import tracking
+from week2 import config
 
 ready, go = Path(sys.argv[1]), Path(sys.argv[2])
 ready.touch()
 while not go.exists():
     time.sleep(0.005)
+if sys.argv[3] == "notebook-01":  # its second cell as a student types it: MLflow's calls, no lock of ours
+    mlflow.set_tracking_uri(config.tracking_uri())
+    if mlflow.get_experiment_by_name("01-duration-baselines") is None:
+        mlflow.create_experiment("01-duration-baselines")
+    print("experiment", mlflow.set_experiment("01-duration-baselines").experiment_id)
+    sys.exit()
+from week2 import tracking
+
 experiment_id = tracking.setup_mlflow("shared-experiment")
 if sys.argv[3] == "register":
     model = mlflow.initialize_logged_model(name="shared-model", experiment_id=experiment_id)
@@ -40,8 +50,8 @@ print("experiment", experiment_id)
 """
 
 
-def _at_once(folder: Path, action: str) -> list[subprocess.CompletedProcess]:
-    """Run SETUP with `action` in PROCESSES processes released together; their outcomes."""
+def _at_once(folder: Path, actions: list[str]) -> list[subprocess.CompletedProcess]:
+    """Run SETUP in one process per action, released together; their outcomes, in the same order."""
     barrier = folder / "barrier"
     barrier.mkdir()
     go = barrier / "go"
@@ -52,10 +62,10 @@ def _at_once(folder: Path, action: str) -> list[subprocess.CompletedProcess]:
             stderr=subprocess.PIPE,
             text=True,
         )
-        for n in range(PROCESSES)
+        for n, action in enumerate(actions)
     ]
     deadline = time.monotonic() + BARRIER_SECONDS
-    while len(list(barrier.glob("ready-*"))) < PROCESSES and time.monotonic() < deadline:
+    while len(list(barrier.glob("ready-*"))) < len(processes) and time.monotonic() < deadline:
         time.sleep(0.05)
     go.touch()
     outcomes = []
@@ -79,14 +89,16 @@ def fresh_store(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow  # a minute on a busy machine: three processes import MLflow
-def test_processes_creating_one_fresh_store_and_experiment_at_once(fresh_store):
-    outcomes = _at_once(fresh_store.parent, "setup")
+def test_notebook_01_typed_by_hand_and_two_notebooks_creating_one_fresh_store_at_once(fresh_store):
+    """Notebook 01's cell opens the new store with MLflow's own calls; two others call setup_mlflow."""
+    notebook_01, *others = _at_once(fresh_store.parent, ["notebook-01", "setup", "setup"])
 
-    for outcome in outcomes:
+    for outcome in (notebook_01, *others):
         assert outcome.returncode == 0, outcome.stderr
-    assert len({outcome.stdout for outcome in outcomes}) == 1  # one experiment id for all
+    assert len({outcome.stdout for outcome in others}) == 1  # one experiment id for both
     assert _rows(fresh_store, "PRAGMA integrity_check") == [("ok",)]
     assert _rows(fresh_store, "SELECT name FROM experiments ORDER BY name") == [
+        ("01-duration-baselines",),
         ("Default",),
         ("shared-experiment",),
     ]
@@ -100,7 +112,7 @@ def test_processes_creating_one_fresh_store_and_experiment_at_once(fresh_store):
 def test_processes_registering_one_model_name_at_once(fresh_store):
     tracking.setup_mlflow("made-first")  # the store exists: its new experiment and the registry race
 
-    outcomes = _at_once(fresh_store.parent, "register")
+    outcomes = _at_once(fresh_store.parent, ["register"] * PROCESSES)
 
     for outcome in outcomes:
         assert outcome.returncode == 0, outcome.stderr

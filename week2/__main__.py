@@ -25,6 +25,8 @@ def main_ui(argv: list[str] | None = None) -> int:
         raise Week2Error(
             f"MLFLOW_TRACKING_URI={uri} is a server with a UI of its own: open {uri} in a browser."
         )
+    if tracking.sqlite_path(uri):
+        tracking.create_store(uri)  # `mlflow ui` would create a new store's tables without our lock
     port = config.ui_port()
     command = [
         sys.executable, "-m", "mlflow", "ui",

@@ -96,12 +96,12 @@ def _env(name: str, default: str) -> str:
     return value
 
 
-def _env_int(name: str, default: int, minimum: int | None = 1) -> int:
+def _env_int(name: str, default: int, minimum: int = 1) -> int:
     raw = _env(name, str(default))
     if not _WHOLE_NUMBER.fullmatch(raw):
         raise ConfigError(f"{name}={raw!r} is not a whole number; set it to e.g. {default}.")
     value = int(raw)
-    if minimum is not None and value < minimum:
+    if value < minimum:
         raise ConfigError(f"{name}={value} is below {minimum}; set it to e.g. {default}.")
     return value
 
@@ -281,11 +281,18 @@ def servers_dir() -> Path:
     return _folder("WEEK2_SERVERS_DIR", build_dir() / "servers")
 
 
-def _port(name: str, default: int) -> int:
-    port = _env_int(name, default, minimum=None)
+def check_port(raw: str, name: str, default: int) -> int:
+    """`raw` as a TCP port (1..65535), else a ConfigError naming `name`: a setting or an option."""
+    if not _WHOLE_NUMBER.fullmatch(raw):
+        raise ConfigError(f"{name}={raw!r} is not a whole number; set it to e.g. {default}.")
+    port = int(raw)
     if not 1 <= port <= 65535:
         raise ConfigError(f"{name}={port} is not a TCP port (1 to 65535); set it to e.g. {default}.")
     return port
+
+
+def _port(name: str, default: int) -> int:
+    return check_port(_env(name, str(default)), name, default)
 
 
 def server_port() -> int:

@@ -6,8 +6,9 @@ notebook sees the same runs whatever its working directory is.
 
 Several processes may share one store (two notebooks, the homework beside a notebook): creating a
 SQLite store and getting-or-creating an experiment happen under a file lock beside the store
-(`<store>-lock`), so two processes never run MLflow's migrations or insert the same experiment at
-once. MLflow itself retries the model-version race of `register_model`.
+(`<store>-lock`, `week2.store_guard`), so two processes never run MLflow's migrations or insert the
+same experiment at once; the store's creation is locked even in a process that opens it with
+MLflow's own calls. MLflow itself retries the model-version race of `register_model`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from __future__ import annotations
 import os
 import subprocess
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -27,6 +26,7 @@ from mlflow.models.model import ModelInfo
 
 from week2 import config
 from week2.errors import Week2Error
+from week2.store_guard import database_file, store_lock  # noqa: F401  (store_lock: re-exported)
 
 UNKNOWN_GIT = "unknown (not a git checkout)"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -58,17 +58,13 @@ def uses_server(uri: str) -> bool:
 
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a `sqlite:///` URI (relative ones from the working directory), else None."""
-    if not uri.startswith("sqlite:"):
-        return None
-    from sqlalchemy.engine import make_url
-
-    database = make_url(uri).database
-    if not database or database == ":memory:":
+    database = database_file(uri)
+    if database is None and uri.startswith("sqlite:"):
         raise config.ConfigError(
             f"MLFLOW_TRACKING_URI={uri} names no file (an in-memory store loses every run); "
             f"write e.g. {config.default_tracking_uri()}."
         )
-    return Path(database).expanduser().absolute()
+    return database
 
 
 def _check_sqlite_file(uri: str, database: Path) -> None:
@@ -129,35 +125,13 @@ def check_store(uri: str | None = None) -> str:
     return uri
 
 
-@contextmanager
-def store_lock(uri: str) -> Iterator[None]:
-    """Hold an exclusive lock on a SQLite store's `<file>-lock` while the block runs; no-op for others.
-
-    The lock is an `flock` on a file of its own, never on the database: SQLite's own locks are
-    fcntl locks, which closing any descriptor of the database file would release.
-    """
-    database = sqlite_path(uri)
-    if database is None:
-        yield
-        return
-    import fcntl
-
-    with open(database.with_name(database.name + "-lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, also if the process dies
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def create_store(uri: str) -> None:
     """Create a SQLite store's tables (or bring an older schema up to date) now, under the lock.
 
-    MLflow does this when a process first opens the store, without a lock of its own: processes
-    that open a new store at the same moment (two notebooks of `make course`) would all migrate it.
+    Before handing the store to a process that does not import `week2` (`mlflow ui`), which would
+    create them without the lock.
     """
-    with store_lock(uri):
-        mlflow.MlflowClient(uri).search_experiments(max_results=1)
+    mlflow.MlflowClient(uri).search_experiments(max_results=1)  # week2.store_guard locks it
 
 
 def _get_or_create_experiment(uri: str, experiment: str) -> str:

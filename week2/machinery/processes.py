@@ -5,8 +5,10 @@ A `Service` is one background process with a name and a folder: it runs in a ses
 forked), its stdout and stderr go to `<folder>/<name>.log`, and `<folder>/<name>.pid` records its
 pid, start time and command line. A later process (`make server-stop` in another shell) finds it
 from that record, and only signals a process whose start time AND command line are the recorded
-ones: a pid reused by another program is never touched. When the record is lost (`make clean`, a
-deleted folder), a service that knows its port and command finds its process by both.
+ones: a pid reused by another program is never touched. Anyone can write a record, so a service
+that knows its command lines (`is_ours`) trusts one only when it names such a command line. When
+the record is lost (`make clean`, a deleted folder), a service that knows its port and command
+finds its process by both.
 
 Ports are checked the way a server binds them: a port is free when we could listen on it.
 """
@@ -178,13 +180,15 @@ class Service:
     """One background process; its pid record and log live in `folder`.
 
     `port` and `command`, when given, say where and as what the process runs, so that it can be
-    found even without its pid file.
+    found even without its pid file. `is_ours`, when given, tells a command line of this service
+    from any other: a pid record naming another program, however consistent, is not trusted.
     """
 
     name: str
     folder: Path
     port: int | None = None
     command: tuple[str, ...] | None = None
+    is_ours: Callable[[list[str]], bool] | None = None
 
     @property
     def pid_file(self) -> Path:
@@ -195,13 +199,16 @@ class Service:
         return self.folder / f"{self.name}.log"
 
     def recorded(self) -> psutil.Process | None:
-        """The process the pid file names, if it is still the one that was started (time and command)."""
+        """The process the pid file names, if it is still the one that was started (time and command)
+        and, for a service that knows its command lines, one of them."""
         try:
             record = json.loads(self.pid_file.read_text())
             process = psutil.Process(record["pid"])
+            cmdline = command_line(process)
             if (
                 process.create_time() == record["started"]
-                and command_line(process) == record["cmdline"]
+                and cmdline == record["cmdline"]
+                and (self.is_ours is None or self.is_ours(cmdline))
                 and not has_exited(process)
             ):
                 return process

@@ -136,16 +136,24 @@ def team_server_folder() -> Path:
     return config.servers_dir() / "scenario2"
 
 
-def _team_server_command() -> list[str]:
+def _team_server_command(port: int | None = None) -> list[str]:
     folder = team_server_folder()
     backend_uri = f"sqlite:///{folder / 'mlflow.db'}"
-    return mlflow_server_command(config.server_port(), backend_uri, str(folder / "artifacts"))
+    return mlflow_server_command(port or config.server_port(), backend_uri, str(folder / "artifacts"))
+
+
+def _is_team_server(cmdline: list[str]) -> bool:
+    """True for the `mlflow server` we start for the team server's folder, on whatever port it listens."""
+    port = cmdline[cmdline.index("--port") + 1] if "--port" in cmdline[:-1] else ""
+    return port.isdigit() and cmdline == _team_server_command(int(port))
 
 
 def _team_service() -> Service:
     # Port and command let a server whose pid file was lost (make clean) still be found and stopped.
     command = tuple(_team_server_command())
-    return Service("mlflow", team_server_folder(), port=config.server_port(), command=command)
+    return Service(
+        "mlflow", team_server_folder(), port=config.server_port(), command=command, is_ours=_is_team_server
+    )
 
 
 def start_team_server() -> str:
@@ -183,8 +191,15 @@ def webhook_receiver_url() -> str:
     return f"http://{HOST}:{config.webhook_port()}"
 
 
+WEBHOOK_RECEIVER = (sys.executable, "-m", "week2.machinery.webhooks")
+
+
+def _is_webhook_receiver(cmdline: list[str]) -> bool:
+    return tuple(cmdline[: len(WEBHOOK_RECEIVER)]) == WEBHOOK_RECEIVER
+
+
 def _webhook_service() -> Service:
-    return Service("webhooks", team_server_folder())
+    return Service("webhooks", team_server_folder(), is_ours=_is_webhook_receiver)
 
 
 def webhook_secret() -> str:
@@ -207,7 +222,7 @@ def start_webhook_receiver(smoke_sample: Path, alias: str = "champion") -> str:
     service.stop()  # one receiver at a time, guarding the smoke sample of the latest call
     require_free_ports({"WEEK2_WEBHOOK_PORT": config.webhook_port()})
     command = [
-        sys.executable, "-m", "week2.machinery.webhooks", "--port", str(config.webhook_port()),
+        *WEBHOOK_RECEIVER, "--port", str(config.webhook_port()),
         "--tracking-uri", team_server_url(), "--smoke-sample", str(smoke_sample), "--alias", alias,
     ]  # fmt: skip
     env = {**mlflow_server_env(), webhooks.SECRET_VARIABLE: webhook_secret()}

@@ -30,6 +30,7 @@ from mlflow.entities.model_registry import ModelVersion
 
 from week2 import config, data, registry, utils
 from week2.errors import Week2Error
+from week2.files import atomic_path
 from week2.machinery import processes
 
 HOST = processes.HOST
@@ -171,6 +172,7 @@ def score_month(month: str, alias: str = registry.CHAMPION, output: Path | None 
     and which registered version made the prediction. It is written whole or not at all.
     """
     config.check_month(month)
+    output = check_output(Path(output) if output else predictions_path(month))
     version = resolve_alias(alias)
     _, (path,) = data.resolve_months([month], warn=False)
     trips = utils.read_dataframe(path)
@@ -182,11 +184,29 @@ def score_month(month: str, alias: str = registry.CHAMPION, output: Path | None 
         model_name=version.name,
         model_version=version.version,
     )
-    output = Path(output) if output else predictions_path(month)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial")
-    scored.to_parquet(partial, index=False)
-    partial.replace(output)
+    try:
+        with atomic_path(output) as temporary:
+            scored.to_parquet(temporary, index=False)
+    except OSError as error:  # the disk filled up, or the folder changed since check_output
+        reason = error.strerror or error
+        raise ServingError(f"cannot write {output} ({reason}): choose another --output.") from None
+    return output
+
+
+def check_output(output: Path) -> Path:
+    """`output`, absolute, when a file can be written there (its folder may be made); else a ServingError.
+
+    Checked before the month is scored, so an unusable path costs no minute of work and leaves nothing.
+    """
+    output = Path(output).expanduser().absolute()
+    if output.is_dir():
+        example = output / "scored.parquet"
+        raise ServingError(f"--output={output} is a folder; name a file in it, e.g. {example}.")
+    existing = next(folder for folder in output.parents if folder.exists())
+    if not existing.is_dir():
+        raise ServingError(f"--output={output}: {existing} is a file, not a folder; choose another path.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ServingError(f"--output={output}: {existing} is not writable for you; choose a folder you own.")
     return output
 
 
@@ -218,14 +238,16 @@ def main_serve(argv: list[str] | None = None) -> int:
     """`python -m week2 serve`: serve the champion on 127.0.0.1 until Ctrl+C."""
     parser = argparse.ArgumentParser(prog="python -m week2 serve", description=main_serve.__doc__)
     parser.add_argument("--alias", default=registry.CHAMPION, help="registry alias (default: champion)")
-    parser.add_argument("--port", type=int, default=config.serve_port(), help="default: WEEK2_SERVE_PORT")
+    parser.add_argument("--port", help="1 to 65535 (default: WEEK2_SERVE_PORT)")
     options = parser.parse_args(argv)
     # The server runs in a session of its own: a terminal that closes or a `kill` must still stop it.
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop_signal, _exit_on_signal)
     try:
+        default = config.serve_port()
+        port = default if options.port is None else config.check_port(options.port, "--port", default)
         version = resolve_alias(options.alias)
-        with serve(alias_uri(options.alias, version.name), port=options.port) as server:
+        with serve(alias_uri(options.alias, version.name), port=port) as server:
             print(f"{version.name} v{version.version} (@{options.alias}) answers on {server.url}/invocations")
             print("Ctrl+C stops it.", flush=True)
             try:

@@ -34,6 +34,8 @@ from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from week2 import config
+
 SECRET_VARIABLE = "WEEK2_WEBHOOK_SECRET"
 SIGNATURE_HEADER = "X-MLflow-Signature"
 TIMESTAMP_HEADER = "X-MLflow-Timestamp"
@@ -183,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m week2.machinery.webhooks", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", required=True, help="1 to 65535")
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--smoke-sample", type=Path, required=True, help="parquet file of raw trips")
     parser.add_argument("--alias", default="champion")
@@ -192,10 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     if not secret:
         print(f"error: set {SECRET_VARIABLE} to the webhook's secret", file=sys.stderr)
         return 2
-    server = make_server(
-        options.port, secret, Guard(options.tracking_uri, options.smoke_sample, options.alias)
-    )
-    print(f"webhook receiver on http://127.0.0.1:{options.port} guarding @{options.alias}", flush=True)
+    try:
+        port = config.check_port(options.port, "--port", config.webhook_port())
+    except config.ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    server = make_server(port, secret, Guard(options.tracking_uri, options.smoke_sample, options.alias))
+    print(f"webhook receiver on http://127.0.0.1:{port} guarding @{options.alias}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
