@@ -46,3 +46,39 @@ def test_ruff_passes_on_code_and_notebooks():
     for command in (["check", "."], ["format", "--check", "."]):
         result = subprocess.run([str(ruff), *command], cwd=REPO_ROOT, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+FIRST_LESSON = REPO_ROOT / "notebooks" / "01-duration-prediction.ipynb"
+MAX_FIRST_LESSON_CALLS = 15
+"""The first lesson stays light: about fifteen distinct MLflow calls, each typed by the student."""
+PLUMBING = ("skops_trusted_types", "code_paths", "pip_requirements", "filterwarnings", "artifact_location")
+"""Packaging (notebook 05 teaches it), warning filters and artifact folders (week2.tracking) are not
+the first lesson's."""
+
+
+def mlflow_calls(code: str) -> set[str]:
+    """The distinct `mlflow.X(` and `client.X(` calls in `code`."""
+    return set(re.findall(r"\bmlflow\.[A-Za-z_.]+(?=\()", code)) | set(
+        re.findall(r"\bclient\.[a-z_]+(?=\()", code)
+    )
+
+
+def test_mlflow_calls_counts_each_call_once():
+    code = "mlflow.start_run()\nmlflow.start_run(nested=True)\nmlflow.sklearn.log_model(m)\n"
+    code += "client.get_run(run_id)\nfrom mlflow.entities import Run\nmlflow.entities.Run"
+    assert mlflow_calls(code) == {"mlflow.start_run", "mlflow.sklearn.log_model", "client.get_run"}
+
+
+def test_first_lesson_is_tracking_without_plumbing():
+    cells = json.loads(FIRST_LESSON.read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    calls = mlflow_calls(code)
+    assert len(calls) <= MAX_FIRST_LESSON_CALLS, f"{len(calls)} distinct MLflow calls: {sorted(calls)}"
+    assert {
+        "mlflow.set_experiment",
+        "mlflow.start_run",
+        "mlflow.sklearn.log_model",
+        "mlflow.search_runs",
+    } <= calls
+    found = [word for word in PLUMBING if word in code]
+    assert not found, f"notebook 01's cells hold plumbing: {found}"
