@@ -175,7 +175,7 @@ def test_the_three_scenarios_log_the_same_training_cell():
     assert "mlflow.start_run(" in cells[SCENARIOS[0]] and "log_model(" in cells[SCENARIOS[0]]
 
 
-def test_the_scenario_model_ships_utils_and_requires_only_what_it_imports(client):
+def test_the_scenario_model_ships_no_course_code_and_requires_only_what_it_imports(client):
     tracking.setup_mlflow("06-test-scenario-cell")
     names = {"mlflow": mlflow, "skops": skops, "LinearRegression": LinearRegression, "config": config}
     names |= {
@@ -191,9 +191,9 @@ def test_the_scenario_model_ships_utils_and_requires_only_what_it_imports(client
 
     model_uri = names["model_info"].model_uri
     requirements = _requirements(model_uri)
-    assert set(requirements) == {"mlflow", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "skops"}
+    assert set(requirements) == {"mlflow", "numpy", "scikit-learn", "skops"}
     assert requirements["mlflow"] == mlflow.__version__
-    assert _code_files(model_uri) == ["week2/__init__.py", "week2/utils.py"]
+    assert _code_files(model_uri) == ["week2/__init__.py"]  # the pipeline is scikit-learn's parts only
     trips = names["X_val"].head(5)
     np.testing.assert_allclose(
         mlflow.pyfunc.load_model(model_uri).predict(trips), names["pipeline"].predict(trips)
@@ -209,7 +209,7 @@ def custom_model(client, runs, sample_xy, tmp_path_factory):
     return info, pipeline
 
 
-def test_the_custom_model_clips_ships_only_utils_and_requires_only_what_it_imports(custom_model, sample_xy):
+def test_the_custom_model_clips_needs_no_course_code_and_only_what_it_imports(custom_model, sample_xy):
     info, pipeline = custom_model
     trips = sample_xy[1][0].head(50)
 
@@ -217,9 +217,9 @@ def test_the_custom_model_clips_ships_only_utils_and_requires_only_what_it_impor
         mlflow.pyfunc.load_model(info.model_uri).predict(trips), np.clip(pipeline.predict(trips), 5.0, 20.0)
     )
     requirements = _requirements(info.model_uri)
-    assert set(requirements) == {"mlflow", "joblib", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn"}
+    assert set(requirements) == {"mlflow", "joblib", "numpy", "pandas", "scikit-learn"}
     assert not NOT_NEEDED & set(requirements)
-    assert _code_files(info.model_uri) == ["week2/__init__.py", "week2/utils.py"]
+    assert _code_files(info.model_uri) == ["week2/__init__.py"]
 
 
 def test_the_custom_model_loads_without_this_checkout_on_the_path(custom_model, sample_xy, tmp_path):

@@ -56,7 +56,7 @@ def test_pipeline_has_the_course_dictvectorizer_features_and_needs_no_trusted_ty
     # "PU_DO__PULocationID_7 DOLocationID_42" is DictVectorizer's "PU_DO=7_42"
     names = [
         re.sub(r"^PU_DO__PULocationID_(\d+) DOLocationID_(\d+)$", r"PU_DO=\1_\2", name).replace(
-            "trip_distance__", ""
+            "distance__", ""
         )
         for name in pipeline[0].get_feature_names_out()
     ]

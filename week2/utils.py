@@ -79,7 +79,7 @@ def feature_dicts(df: pd.DataFrame) -> list[dict]:
     return frame[CATEGORICAL + NUMERICAL].to_dict(orient="records")
 
 
-def make_preprocessor() -> ColumnTransformer:
+def make_preprocessor() -> Pipeline:
     """DataFrame of raw trip columns → sparse feature matrix. Fit it on the training month only.
 
     The features are the course's DictVectorizer over `feature_dicts`, column for column (the
@@ -92,19 +92,20 @@ def make_preprocessor() -> ColumnTransformer:
     exactly for trips of that zone pair, while two pickups (or two dropoffs) never are. The
     columns that are constant on the training month go (pairs never seen, impossible products),
     which leaves one column per pair seen, as DictVectorizer has. An unseen zone or pair becomes
-    all zeros, as with DictVectorizer.
+    all zeros, as with DictVectorizer. (A month of one single pair is the exception: its column is
+    all ones and goes too, which changes no prediction of a model with an intercept.)
     """
-    zone_pair = Pipeline(
+    zone_pairs = Pipeline(
         [
             ("one_hot", OneHotEncoder(handle_unknown="ignore")),
-            ("pairs", PolynomialFeatures(degree=(2, 2), interaction_only=True, include_bias=False)),
-            ("seen", VarianceThreshold()),
+            ("products", PolynomialFeatures(degree=(2, 2), interaction_only=True, include_bias=False)),
         ]
     )
-    return ColumnTransformer(
-        [("PU_DO", zone_pair, ["PULocationID", "DOLocationID"]), ("trip_distance", "passthrough", NUMERICAL)],
+    columns = ColumnTransformer(
+        [("PU_DO", zone_pairs, ["PULocationID", "DOLocationID"]), ("distance", "passthrough", NUMERICAL)],
         sparse_threshold=1.0,  # sparse whatever the density, as DictVectorizer's output
     )
+    return Pipeline([("columns", columns), ("seen", VarianceThreshold())])
 
 
 def make_pipeline(estimator) -> Pipeline:
