@@ -277,7 +277,7 @@ def log_dataset(df: pd.DataFrame, path: str | Path, context: str, name: str) -> 
 
 
 def log_pipeline(pipeline, example: pd.DataFrame, name: str = "model", **kwargs) -> ModelInfo:
-    """Log a fitted preprocessing+estimator pipeline as notebook 01 types it, for the later notebooks.
+    """Log a fitted preprocessing+estimator pipeline with what `week2.models` names, for the later notebooks.
 
     skops (MLflow's safe default format) with the types we trust, the trip signature, the `week2`
     code the pipeline calls into, and requirements named rather than inferred: inference loads the
