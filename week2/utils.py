@@ -82,8 +82,8 @@ def feature_dicts(df: pd.DataFrame) -> list[dict]:
 def make_preprocessor() -> Pipeline:
     """DataFrame of raw trip columns → sparse feature matrix. Fit it on the training month only.
 
-    The features are the course's DictVectorizer over `feature_dicts`, column for column (the
-    same fitted model, the same predictions), built from scikit-learn's own transformers alone:
+    The features are the course's DictVectorizer over `feature_dicts`, column for column, in
+    another order (the same model, up to a solver's tolerance), from scikit-learn's parts alone:
     MLflow's default format for scikit-learn (skops) then saves and loads the model without being
     told which types to trust, and the model needs no code of this course to load.
 
