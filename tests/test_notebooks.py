@@ -30,17 +30,9 @@ CORE_WEEK, GOING_FURTHER = "**Core week** · ", "**Going further** · "
 """How a notebook's header cell starts the line that places it: on the week's core path, or beyond it."""
 
 
-def _header_part(notebook: course.CourseNotebook):
-    marks = [
-        pytest.mark.xfail(
-            strict=True,
-            reason="notebook 01 is rewritten on branch issue-24-nb01, which adds the line: drop this mark",
-        )
-    ]
-    return pytest.param(notebook, id=notebook.path.name, marks=marks if notebook.number == "01" else ())
-
-
-@pytest.mark.parametrize("notebook", [_header_part(n) for n in course.read_course(REPO_ROOT / "notebooks")])
+@pytest.mark.parametrize(
+    "notebook", course.read_course(REPO_ROOT / "notebooks"), ids=lambda notebook: notebook.path.name
+)
 def test_the_header_says_core_week_or_going_further_as_the_metadata_does_and_what_it_needs(notebook):
     header = nbformat.read(notebook.path, as_version=4).cells[0].source
     placed = [line for line in header.splitlines() if line.startswith((CORE_WEEK, GOING_FURTHER))]
@@ -125,3 +117,39 @@ def test_ruff_passes_on_code_and_notebooks():
     for command in (["check", "."], ["format", "--check", "."]):
         result = subprocess.run([str(ruff), *command], cwd=REPO_ROOT, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+FIRST_LESSON = REPO_ROOT / "notebooks" / "01-duration-prediction.ipynb"
+MAX_FIRST_LESSON_CALLS = 15
+"""The first lesson stays light: about fifteen distinct MLflow calls, each typed by the student."""
+PLUMBING = ("skops_trusted_types", "code_paths", "pip_requirements", "filterwarnings", "artifact_location")
+"""Packaging (notebook 05 teaches it), warning filters and artifact folders (week2.tracking) are not
+the first lesson's."""
+
+
+def mlflow_calls(code: str) -> set[str]:
+    """The distinct `mlflow.X(` and `client.X(` calls in `code`."""
+    return set(re.findall(r"\bmlflow\.[A-Za-z_.]+(?=\()", code)) | set(
+        re.findall(r"\bclient\.[a-z_]+(?=\()", code)
+    )
+
+
+def test_mlflow_calls_counts_each_call_once():
+    code = "mlflow.start_run()\nmlflow.start_run(nested=True)\nmlflow.sklearn.log_model(m)\n"
+    code += "client.get_run(run_id)\nfrom mlflow.entities import Run\nmlflow.entities.Run"
+    assert mlflow_calls(code) == {"mlflow.start_run", "mlflow.sklearn.log_model", "client.get_run"}
+
+
+def test_first_lesson_is_tracking_without_plumbing():
+    cells = json.loads(FIRST_LESSON.read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    calls = mlflow_calls(code)
+    assert len(calls) <= MAX_FIRST_LESSON_CALLS, f"{len(calls)} distinct MLflow calls: {sorted(calls)}"
+    assert {
+        "mlflow.set_experiment",
+        "mlflow.start_run",
+        "mlflow.sklearn.log_model",
+        "mlflow.search_runs",
+    } <= calls
+    found = [word for word in PLUMBING if word in code]
+    assert not found, f"notebook 01's cells hold plumbing: {found}"

@@ -169,8 +169,8 @@ def test_promotion_moves_champion_keeps_the_previous_one_and_its_history(client,
 
 NOT_NEEDED = {"psutil", "pyspark", "hyperopt"}
 """Packages a course model must not require: MLflow's inference used to write them down."""
-SHIPPED_CODE = ["week2/__init__.py", "week2/store_guard.py", "week2/utils.py"]
-"""The week2 code of a pipeline's model: utils, which it calls, and the package with what its init imports."""
+SHIPPED_CODE = ["week2/__init__.py", "week2/store_guard.py"]
+"""The week2 code of a course model: the package and what its init imports (the pipeline calls none)."""
 SCENARIOS = ["06-scenario-1-local", "07-scenario-2-team-server", "08-scenario-3-remote-server"]
 
 
@@ -196,7 +196,7 @@ def test_the_three_scenarios_log_the_same_training_cell():
     assert "mlflow.start_run(" in cells[SCENARIOS[0]] and "log_model(" in cells[SCENARIOS[0]]
 
 
-def test_the_scenario_model_ships_utils_and_requires_only_what_it_imports(client):
+def test_the_scenario_model_ships_no_course_code_and_requires_only_what_it_imports(client):
     tracking.setup_mlflow("06-test-scenario-cell")
     names = {"mlflow": mlflow, "skops": skops, "LinearRegression": LinearRegression, "config": config}
     names |= {
@@ -212,9 +212,9 @@ def test_the_scenario_model_ships_utils_and_requires_only_what_it_imports(client
 
     model_uri = names["model_info"].model_uri
     requirements = _requirements(model_uri)
-    assert set(requirements) == {"mlflow", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "skops"}
+    assert set(requirements) == {"mlflow", "numpy", "scikit-learn", "skops"}
     assert requirements["mlflow"] == mlflow.__version__
-    assert _code_files(model_uri) == SHIPPED_CODE
+    assert _code_files(model_uri) == SHIPPED_CODE  # the pipeline is scikit-learn's parts only
     trips = names["X_val"].head(5)
     np.testing.assert_allclose(
         mlflow.pyfunc.load_model(model_uri).predict(trips), names["pipeline"].predict(trips)
@@ -230,7 +230,7 @@ def custom_model(client, runs, sample_xy, tmp_path_factory):
     return info, pipeline
 
 
-def test_the_custom_model_clips_ships_only_utils_and_requires_only_what_it_imports(custom_model, sample_xy):
+def test_the_custom_model_clips_needs_no_course_code_and_only_what_it_imports(custom_model, sample_xy):
     info, pipeline = custom_model
     trips = sample_xy[1][0].head(50)
 
@@ -238,7 +238,7 @@ def test_the_custom_model_clips_ships_only_utils_and_requires_only_what_it_impor
         mlflow.pyfunc.load_model(info.model_uri).predict(trips), np.clip(pipeline.predict(trips), 5.0, 20.0)
     )
     requirements = _requirements(info.model_uri)
-    assert set(requirements) == {"mlflow", "joblib", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn"}
+    assert set(requirements) == {"mlflow", "joblib", "numpy", "pandas", "scikit-learn"}
     assert not NOT_NEEDED & set(requirements)
     assert _code_files(info.model_uri) == SHIPPED_CODE
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -28,6 +29,24 @@ def test_setup_mlflow_gives_one_store_whatever_the_working_directory(store, monk
     experiment = mlflow.get_experiment(ids[0])
     assert experiment.artifact_location == (store / "mlartifacts" / "same-experiment").as_uri()
     assert not list((store / "a").iterdir()) and not list((store / "b" / "c").iterdir())
+
+
+def test_prepare_experiment_does_the_housekeeping_before_notebook_01s_own_calls(store, monkeypatch):
+    folder = store / "notebooks"
+    folder.mkdir()
+    monkeypatch.chdir(folder)  # where nbmake and `make lab` run notebook 01
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        experiment_id = tracking.prepare_experiment("lesson")
+        for note in (*tracking.MLFLOW_NOTES, "Any other warning"):
+            warnings.warn_explicit(f"{note} …", UserWarning, "utils.py", 1, module="mlflow.types.utils")
+    assert [str(warning.message) for warning in shown] == ["Any other warning …"]
+
+    assert mlflow.set_experiment("lesson").experiment_id == experiment_id  # the notebook's own call
+    experiment = mlflow.get_experiment(experiment_id)
+    assert experiment.artifact_location == (store / "mlartifacts" / "lesson").as_uri()
+    assert experiment.tags[tracking.EXPERIMENT_KIND_TAG] == tracking.EXPERIMENT_KIND
+    assert not list(folder.iterdir())
 
 
 def test_git_tags_name_the_checkout_commit_and_branch():

@@ -34,12 +34,6 @@ def store(tmp_path_factory):
         for name, value in ui.sample_store_settings(folder, SAMPLE_ROWS).items():
             patch.setenv(name, value)
         ran = ui.run_notebooks(["01"], folder / "executed")
-        # Notebook 04 registers the models of the experiments tagged candidates=true (02 and 03 tag
-        # theirs). Notebook 01's rewrite (branch issue-24-nb01) is to tag its own: until it does, the
-        # tag is set here, and this line is a no-op once it does.
-        client = MlflowClient(config.tracking_uri())
-        (baselines,) = client.search_experiments(filter_string="name LIKE '01-%'")
-        client.set_experiment_tag(baselines.experiment_id, "candidates", "true")
         ran += ui.run_notebooks(["04"], folder / "executed")
         assert [path.name[:2] for path in ran] == ["01", "04"]
         yield config.tracking_uri()

@@ -138,10 +138,10 @@ def model_signatures(run: Run) -> list:
     "01.1",
     task="Log one more model in a run tagged exercise=01.1, with both months as datasets, "
     "its val_rmse and the model",
-    hint="in mlflow.start_run(tags={'exercise': '01.1', …}): "
-    "mlflow.log_input(mlflow.data.from_pandas(df_train[SEEN_COLUMNS], …), context='training'), "
-    "the same for df_val with context='validation', mlflow.log_metric('val_rmse', …), then "
-    "mlflow.sklearn.log_model(pipeline, name='model', signature=SIGNATURE, input_example=X_train.head(5), …)",
+    hint="in mlflow.start_run(tags={'exercise': '01.1', …}): mlflow.log_input for train_dataset "
+    "(context='training') and val_dataset (context='validation'), mlflow.log_metric('val_rmse', …), then "
+    "mlflow.sklearn.log_model with name='model' and an input_example of raw trips (X_train.head(5)), "
+    "from which MLflow infers the signature",
 )
 def _one_more_model(client):
     runs = tagged_runs(client, "01.1")
@@ -156,7 +156,7 @@ def _one_more_model(client):
     if not signatures:
         missing.append("no logged model")
     elif None in signatures:
-        missing.append("the model has no signature (pass signature=SIGNATURE)")
+        missing.append("the model has no signature (pass input_example=X_train.head(5): MLflow infers it)")
     return missing
 
 

@@ -1,11 +1,13 @@
-"""What the course's logged models are made of and carry, written out in notebook 01.
+"""What the course's models carry when a notebook names it rather than leaving it to MLflow's defaults.
 
-A logged model takes raw trip columns and returns minutes (`SIGNATURE`); it ships the `week2`
-folder because its pipeline calls into it (`WEEK2_CODE`); skops, MLflow's default format for
-scikit-learn, loads only the types it was told to trust (`TRUSTED_TYPES`); and its requirements
-are named (`REQUIREMENTS`) rather than inferred: MLflow infers them by loading the model in a
-subprocess and listing every import, which adds psutil (joblib imports it, optionally, while
-scikit-learn loads), and hyperopt and pyspark for any model whose code imports `week2.sweep`.
+Notebook 01 logs its models with MLflow's defaults: `utils.make_pipeline` is made of scikit-learn's
+parts only, which skops (MLflow's default format for scikit-learn) trusts. The later notebooks name
+what a model takes and carries: raw trip columns in, minutes out (`SIGNATURE`); the `week2` folder
+for a pipeline that calls into it (`WEEK2_CODE`: the sweep's, through `pu_do_and_distance`); the
+types skops must be told to trust (`TRUSTED_TYPES`); and requirements named (`requirements()`) rather
+than inferred: MLflow infers them by loading the model in a subprocess and listing every import,
+which adds psutil (MLflow's tracing imports it), and hyperopt and pyspark for any model whose code
+imports `week2.sweep`.
 
 The sweep's model (notebook 03) target-encodes PU_DO; its preprocessing lives here, not in
 `week2.sweep`, so that loading the model never imports hyperopt.
@@ -34,15 +36,13 @@ SIGNATURE = ModelSignature(
 )
 WEEK2_CODE = [str(REPO_ROOT / "week2")]
 TRUSTED_TYPES = [
-    "week2.utils.feature_dicts",
-    "week2.utils.to_int32_indices",
     "week2.models.pu_do_and_distance",
     "sklearn.tree._tree.Tree",
     "sklearn.model_selection._split.KFold",
     "xgboost.core.Booster",
     "xgboost.sklearn.XGBRegressor",
 ]
-"""Our preprocessing functions, and the estimators' own types skops does not trust by default."""
+"""The sweep's preprocessing function, and the estimators' own types skops does not trust by default."""
 PACKAGES = ("mlflow", "scikit-learn", "scipy", "numpy", "pandas", "pyarrow", "skops")
 XGBOOST_PACKAGES = (*PACKAGES, "xgboost")
 

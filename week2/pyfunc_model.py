@@ -4,9 +4,10 @@ MLflow infers a model's requirements by loading it in a subprocess and writing d
 imported meanwhile, and libraries import optional extras: scikit-learn's joblib imports psutil, so
 psutil lands in every scikit-learn model's requirements.txt. `model_dependencies` answers from what
 the model really refers to instead:
-- the week2 modules named in the pickles of the model's objects (a fitted pipeline names the
-  functions of `week2.utils` it calls), copied into a `week2` package of their own for
-  `code_paths`, so the model loads on a machine without this repository;
+- the week2 modules named in the pickles of the model's objects (the sweep's fitted pipeline
+  names `week2.models.pu_do_and_distance`; `utils.make_pipeline`'s names none), copied into a
+  `week2` package of their own for `code_paths`, so the model loads on a machine without this
+  repository;
 - pinned pip requirements for the packages those pickles and that code import, plus MLflow,
   which loads every model.
 

@@ -2,7 +2,8 @@
 
 `setup_mlflow` checks the configured tracking URI (an absolute SQLite file at the repository root by
 default), points MLflow at it and creates the experiment with an absolute artifact location, so a
-notebook sees the same runs whatever its working directory is.
+notebook sees the same runs whatever its working directory is. Notebook 01 types the two MLflow
+calls itself, after `prepare_experiment`, the same housekeeping without them.
 
 Several processes may share one store (two notebooks, the homework beside a notebook): creating a
 SQLite store and getting-or-creating an experiment happen under a file lock beside the store
@@ -14,6 +15,7 @@ MLflow's own calls. MLflow itself retries the model-version race of `register_mo
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import warnings
 from pathlib import Path
@@ -136,41 +138,60 @@ def create_store(uri: str) -> None:
 
 def _get_or_create_experiment(uri: str, experiment: str) -> str:
     """The experiment's id, created (tagged as classic ML) if missing; another process may create it first."""
-    found = mlflow.get_experiment_by_name(experiment)
+    client = mlflow.MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
     if found is None:
         location = None if uses_server(uri) else (config.artifacts_dir() / experiment).as_uri()
         try:
-            return mlflow.create_experiment(
+            return client.create_experiment(
                 experiment, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
             )
         except MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":  # a client of the same server won the race
                 raise
-            found = mlflow.get_experiment_by_name(experiment)
+            found = client.get_experiment_by_name(experiment)
     if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
         try:  # an experiment of an older store, or made by a notebook call: tag it once
-            mlflow.MlflowClient().set_experiment_tag(
-                found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
-            )
+            client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         except MlflowException as error:
             if error.get_http_status_code() != 403:  # someone else's experiment on a shared server
                 raise
     return found.experiment_id
 
 
-def setup_mlflow(experiment: str) -> str:
-    """Use the configured tracking store and experiment `experiment`; return its id.
+MLFLOW_NOTES = (
+    # MLflow 3.17 registers its local-file dataset source class twice, then warns that a path "can
+    # be interpreted in multiple ways" by that same class: the source it picks is the right one.
+    "The specified dataset source can be interpreted",
+    # Zone IDs are never missing, so the hint that integer columns cannot hold missing values (given
+    # whenever MLflow infers a schema from them) does not apply to the course's models.
+    "Hint: Inferred schema contains integer column",
+)
+"""The starts of the UserWarnings MLflow gives that say nothing about the course's own code."""
 
-    With a local store (SQLite) the experiment gets an absolute artifact location under
-    `config.artifacts_dir()`; a tracking server chooses its own (it proxies artifacts). A store
-    that is not there, or a server that does not answer, is a ConfigError naming the URI.
+
+def hide_mlflow_notes() -> None:
+    """Hide MLFLOW_NOTES from here on (in a `warnings.catch_warnings()` block: until it ends)."""
+    for note in MLFLOW_NOTES:
+        warnings.filterwarnings("ignore", message=re.escape(note), category=UserWarning, module="mlflow")
+
+
+def prepare_experiment(experiment: str) -> str:
+    """The course's housekeeping before MLflow's own calls; returns the experiment's id.
+
+    Checks the configured store (a SQLite file's folder, a server's /health), creates the experiment
+    if missing, with an absolute artifact location under `config.artifacts_dir()` for a local store
+    (a server chooses its own: it proxies artifacts) and the tag of the UI's classic view, and hides
+    MLflow's notes about its own internals (MLFLOW_NOTES) in this process. It leaves MLflow's active
+    store and experiment alone: `mlflow.set_tracking_uri` and `mlflow.set_experiment` (notebook 01,
+    or `setup_mlflow`) choose them.
     """
     config.apply_mlflow_defaults()
+    hide_mlflow_notes()
     uri = check_store()
-    mlflow.set_tracking_uri(uri)
     try:
         with store_lock(uri):
-            experiment_id = _get_or_create_experiment(uri, experiment)
+            return _get_or_create_experiment(uri, experiment)
     except MlflowException as error:
         if error.get_http_status_code() == 401:
             raise config.ConfigError(
@@ -178,6 +199,17 @@ def setup_mlflow(experiment: str) -> str:
                 "to your account (scenario 3: the secrets file `make scenario3` printed)."
             ) from None
         raise
+
+
+def setup_mlflow(experiment: str) -> str:
+    """Use the configured tracking store and experiment `experiment`; return its id.
+
+    `prepare_experiment`, then notebook 01's two calls: `mlflow.set_tracking_uri` and
+    `mlflow.set_experiment`. A store that is not there, or a server that does not answer, is a
+    ConfigError naming the URI.
+    """
+    experiment_id = prepare_experiment(experiment)
+    mlflow.set_tracking_uri(config.tracking_uri())
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -211,11 +243,7 @@ def log_dataset(df: pd.DataFrame, path: str | Path, context: str, name: str) -> 
     from week2 import utils
 
     with warnings.catch_warnings():
-        # MLflow 3.17 registers its local-file source class twice and warns that a path "can be
-        # interpreted in multiple ways" by the same class; the source it picks is the right one.
-        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
-        # Zone IDs are never missing, so MLflow's hint about integer columns and NaN does not apply.
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        hide_mlflow_notes()
         seen = df[utils.SEEN_COLUMNS]
         dataset = mlflow.data.from_pandas(seen, source=str(path), targets=utils.TARGET, name=name)
         # The schema is inferred lazily, when the input is logged: the hint would come from here.
@@ -223,7 +251,7 @@ def log_dataset(df: pd.DataFrame, path: str | Path, context: str, name: str) -> 
 
 
 def log_pipeline(pipeline, example: pd.DataFrame, name: str = "model", **kwargs) -> ModelInfo:
-    """Log a fitted preprocessing+estimator pipeline as notebook 01 types it, for the later notebooks.
+    """Log a fitted preprocessing+estimator pipeline with what `week2.models` names, for the later notebooks.
 
     skops (MLflow's safe default format) with the types we trust, the trip signature, the `week2`
     code the pipeline calls into, and requirements named rather than inferred: inference loads the
@@ -234,8 +262,7 @@ def log_pipeline(pipeline, example: pd.DataFrame, name: str = "model", **kwargs)
     boosted = any(type(step).__module__.startswith("xgboost") for _, step in pipeline.steps)
     packages = models.XGBOOST_PACKAGES if boosted else models.PACKAGES
     with warnings.catch_warnings():
-        # Zone IDs are never missing, so MLflow's hint about integer columns and NaN does not apply.
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        hide_mlflow_notes()
         return mlflow.sklearn.log_model(
             pipeline,
             name=name,

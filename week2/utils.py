@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from scipy import sparse
-from sklearn.feature_extraction import DictVectorizer
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_selection import VarianceThreshold
 from sklearn.metrics import root_mean_squared_error
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
+from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures
 
 TARGET = "duration"
 CATEGORICAL = ["PU_DO"]
@@ -79,26 +79,33 @@ def feature_dicts(df: pd.DataFrame) -> list[dict]:
     return frame[CATEGORICAL + NUMERICAL].to_dict(orient="records")
 
 
-def to_int32_indices(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
-    """Cast a CSR matrix's indices to int32.
-
-    DictVectorizer can emit int64 indices, which Lasso and LinearSVR reject with today's scipy.
-    """
-    matrix = matrix.tocsr()
-    matrix.indices = matrix.indices.astype(np.int32)
-    matrix.indptr = matrix.indptr.astype(np.int32)
-    return matrix
-
-
 def make_preprocessor() -> Pipeline:
-    """DataFrame of raw trip columns → sparse feature matrix. Fit it on the training month only."""
-    return Pipeline(
+    """DataFrame of raw trip columns → sparse feature matrix. Fit it on the training month only.
+
+    The features are the course's DictVectorizer over `feature_dicts`, column for column, in
+    another order (the same model, up to a solver's tolerance), from scikit-learn's parts alone:
+    MLflow's default format for scikit-learn (skops) then saves and loads the model without being
+    told which types to trust, and the model needs no code of this course to load.
+
+    PU_DO is a feature cross of the two zones: one-hot pickup and dropoff zones, then the product
+    of every two of those columns (degree 2 only): a pickup column times a dropoff column is 1
+    exactly for trips of that zone pair, while two pickups (or two dropoffs) never are. The
+    columns that are constant on the training month go (pairs never seen, impossible products),
+    which leaves one column per pair seen, as DictVectorizer has. An unseen zone or pair becomes
+    all zeros, as with DictVectorizer. (A month of one single pair is the exception: its column is
+    all ones and goes too, which changes no prediction of a model with an intercept.)
+    """
+    zone_pairs = Pipeline(
         [
-            ("features", FunctionTransformer(feature_dicts)),
-            ("vectorizer", DictVectorizer()),
-            ("int32", FunctionTransformer(to_int32_indices, accept_sparse=True)),
+            ("one_hot", OneHotEncoder(handle_unknown="ignore")),
+            ("products", PolynomialFeatures(degree=(2, 2), interaction_only=True, include_bias=False)),
         ]
     )
+    columns = ColumnTransformer(
+        [("PU_DO", zone_pairs, ["PULocationID", "DOLocationID"]), ("distance", "passthrough", NUMERICAL)],
+        sparse_threshold=1.0,  # sparse whatever the density, as DictVectorizer's output
+    )
+    return Pipeline([("columns", columns), ("seen", VarianceThreshold())])
 
 
 def make_pipeline(estimator) -> Pipeline:
