@@ -126,6 +126,10 @@ class-enroll: $(STAMP) ## an account and a workspace per student of ROSTER=roste
 	@[ -n "$(ROSTER)" ] || { echo "error: no roster: make class-enroll ROSTER=roster.csv (a CSV file with a username column)" >&2; exit 2; }
 	$(PY) -m week2 class-enroll "$(ROSTER)"
 
+.PHONY: class-grade
+class-grade: $(STAMP) ## grade every student's workspace on the class server into build/class/grades.csv and .png (DEADLINE=2026-12-20T23:59:00Z, MONTHS, TRIALS)
+	$(PY) homework/grade_class.py $(if $(DEADLINE),--deadline "$(DEADLINE)") $(if $(MONTHS),--months "$(MONTHS)") $(if $(TRIALS),--trials "$(TRIALS)")
+
 .PHONY: homework
 homework: $(STAMP) ## run your homework scripts, grade each question from the store, write homework/submission.json (MONTHS="2023-01 2023-02 2023-03", TRIALS=15; SOLUTION=1: the reference solution; CLASS=alice.env: submit to the class server)
 	$(PY) homework/run_homework.py $(if $(MONTHS),--months "$(MONTHS)") $(if $(TRIALS),--trials "$(TRIALS)") $(if $(SOLUTION),--solution "$(SOLUTION)") $(if $(CLASS),--class "$(CLASS)")

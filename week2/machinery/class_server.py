@@ -74,7 +74,9 @@ STUDENT_WORKSPACE = "Student workspace (make class-enroll)"
 """The description that marks the workspaces enrol made, which a later roster may leave out."""
 SYNTHETIC_ROLE_PREFIX = "__user_"
 """MLflow's hidden per-user roles, which hold the grants a user has on what they created."""
-RESERVED_NAMES = {ADMIN, "default"}
+INSTRUCTOR_WORKSPACE = "instructor"
+"""Where `make class-grade` runs the reference solution, beside the students' workspaces."""
+RESERVED_NAMES = {ADMIN, "default", INSTRUCTOR_WORKSPACE}
 
 
 def class_stack() -> Stack:
@@ -320,6 +322,18 @@ def check_submission(settings: dict[str, str], now: datetime | None = None) -> N
         raise
 
 
+def admin_settings() -> dict[str, str]:
+    """The class server's address and its admin's account, for the instructor's commands."""
+    stack = class_stack()
+    if not stack.runs():
+        raise ServerError(f"The class server does not answer on {stack.url}: start it with make class-server.")
+    return {
+        "MLFLOW_TRACKING_URI": stack.url,
+        "MLFLOW_TRACKING_USERNAME": ADMIN,
+        "MLFLOW_TRACKING_PASSWORD": servers.read_secrets(stack)["admin_password"],
+    }
+
+
 def student_credentials(username: str, password: str) -> dict[str, str]:
     """What a student's MLflow client needs: the server, their account, their workspace."""
     return {
@@ -350,14 +364,7 @@ def enroll(usernames: Sequence[str]) -> Enrolment:
     from mlflow.exceptions import RestException
 
     stack = class_stack()
-    if not stack.runs():
-        raise ServerError(
-            f"The class server does not answer on {stack.url}: start it with make class-server."
-        )
-    admin = {
-        "MLFLOW_TRACKING_USERNAME": ADMIN,
-        "MLFLOW_TRACKING_PASSWORD": servers.read_secrets(stack)["admin_password"],
-    }
+    admin = admin_settings()
     done = Enrolment()
     credentials_folder().mkdir(mode=0o700, parents=True, exist_ok=True)
     credentials_folder().chmod(0o700)  # the passwords inside are the only copies: for the instructor only
