@@ -142,6 +142,10 @@ bench-sweep: $(STAMP) ## original vs notebook 03's xgboost sweep on the real mon
 bench: $(STAMP) ## timings: every notebook and make course (real and sample), tracking throughput, start-up (~15 min)
 	$(PY) benchmarks/bench.py
 
+.PHONY: bench-class
+bench-class: $(STAMP) ## a deadline hour on a class server of its own (STUDENTS=200): requests/s, latencies, errors, memory, connections, for 1 and 4 workers
+	$(PY) benchmarks/bench_class.py $(if $(STUDENTS),--students "$(STUDENTS)")
+
 .PHONY: bench-spark
 bench-spark: $(STAMP) ## notebook 03's sweep with local trials and with Spark trials (WEEK2_SWEEP_PARALLELISM), side by side
 	$(PY) benchmarks/bench_spark.py

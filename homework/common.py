@@ -37,6 +37,8 @@ PICKLES = ("dv.pkl", "train.pkl", "val.pkl", "test.pkl")
 TRAIN_EXPERIMENT = "random-forest-train"
 HPO_EXPERIMENT = "random-forest-hyperopt"
 BEST_MODELS_EXPERIMENT = "random-forest-best-models"
+SUBMISSIONS_EXPERIMENT = "homework-submissions"
+"""On a class server: one run per `make homework CLASS=…`, the session's record (run_homework.py)."""
 SESSION_TAG = "homework_session"
 """Tag naming one `make homework`, so that its runs can be told from earlier ones in the same store.
 

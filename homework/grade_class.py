@@ -47,6 +47,8 @@ SCRIPTS = ("train.py", "hpo.py", "register_model.py")
 TOLERANCE = 0.01
 """How far a numeric answer may be from the reference's: the course's form takes the closest option."""
 QUESTIONS = ("q3", "q5", "q6")
+LOCAL_QUESTIONS = ("q1", "q2", "q4")
+"""Answered on the student's machine; the session's record (run_homework.py's run) says its verdicts."""
 
 
 @dataclass
@@ -59,6 +61,7 @@ class Grade:
     late: bool = False
     answers: dict[str, Answer] = field(default_factory=dict)
     verdicts: dict[str, str] = field(default_factory=dict)
+    local: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -68,6 +71,7 @@ class Grade:
     def row(self) -> dict[str, str]:
         row = {"username": self.username, "session": self.session, "last_run": self.last_run}
         row["late"] = "yes" if self.late else "no"
+        row |= {f"{key}_local": self.local.get(key, "") for key in LOCAL_QUESTIONS}
         for key in QUESTIONS:
             answer = self.answers.get(key)
             row[key] = "" if answer is None or answer.value is None else str(answer.value)
@@ -77,8 +81,8 @@ class Grade:
 
 
 def homework_sessions(deadline: datetime | None) -> tuple[dict[str, list], bool]:
-    """The active workspace's homework sessions (session tag -> runs) that count, and whether any
-    run was started after the deadline."""
+    """The active workspace's homework sessions (session tag -> runs, the session's record among
+    them) that count, and whether any run was started after the deadline."""
     runs = mlflow.search_runs(search_all_experiments=True, max_results=5000, output_format="list")
     by_session = defaultdict(list)
     for run in runs:
@@ -127,6 +131,8 @@ def grade_student(username: str, deadline, reference: dict[str, Answer], trials:
     ]
     grade.answers = {answer.key: answer for answer in answers}
     grade.verdicts = {answer.key: compare(answer, reference[answer.key]) for answer in answers}
+    for record in started_by(sessions[session], "run_homework.py"):  # what the student's machine said
+        grade.local = {key: record.data.tags.get(f"{key}.verdict", "") for key in LOCAL_QUESTIONS}
     return grade
 
 

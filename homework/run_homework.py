@@ -41,6 +41,7 @@ from common import (
     HOMEWORK_MONTHS,
     HPO_EXPERIMENT,
     SESSION_TAG,
+    SUBMISSIONS_EXPERIMENT,
     TRAIN_EXPERIMENT,
     Folder,
     Months,
@@ -124,6 +125,17 @@ def tag_session_runs(session: str, tags: dict[str, str]) -> None:
     for run in session_runs(session):
         for key, value in tags.items():
             client.set_tag(run.info.run_id, key, value)
+
+
+def record_submission(session: str, answers, tags: dict[str, str]) -> None:
+    """On the class server, the session's record: a run of its own that says it was submitted, and
+    what this machine's grader said (Q1, Q2 and Q4 are answered here, not on the server)."""
+    for answer in answers:
+        tags[f"{answer.key}.answer"] = "" if answer.value is None else str(answer.value)
+        tags[f"{answer.key}.verdict"] = "PASS" if answer.passed else "FAIL"
+    experiment_id = tracking.setup_mlflow(SUBMISSIONS_EXPERIMENT)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"make homework {session}", tags=tags):
+        mlflow.set_tags({SESSION_TAG: session, "mlflow.source.name": "run_homework.py"})
 
 
 def print_table(answers) -> None:
@@ -291,6 +303,7 @@ def run_homework(
         click.echo("NOTE: these answers come from the synthetic sample, not the homework's months.\n")
     print_verdicts(answers)
     if classroom:
+        record_submission(session, answers, {"data_source": source, "months": " ".join(months)})
         click.echo(
             f"\nsubmitted to {classroom['MLFLOW_TRACKING_URI']} as {classroom['MLFLOW_TRACKING_USERNAME']} "
             f"at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC: session {session} in workspace "

@@ -104,7 +104,10 @@ def test_class_grade_grades_each_student_against_the_reference(cohort):
     assert alice["session"] in output_of(cohort, "alice") and alice["late"] == "no"
     assert [bob[f"{q}_verdict"].split(":")[0] for q in ("q3", "q5", "q6")] == ["FAIL"] * 3
     assert "expected 1 run of train.py, found 0" in bob["q3_verdict"]
-    assert bob["session"] and not carol["session"]
+    assert bob["session"] and not carol["session"]  # bob's session is on the server, if empty
+    # Q1, Q2 and Q4 are answered on the student's machine: the session's record says its verdicts.
+    assert [alice[f"{q}_local"] for q in ("q1", "q2", "q4")] == ["PASS"] * 3
+    assert bob["q2_local"] == "PASS" and carol["q1_local"] == ""
     assert "nothing submitted (1): carol" in graded.stdout
     assert (folder / "grades.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -306,27 +306,29 @@ def check_submission(settings: dict[str, str], now: datetime | None = None) -> N
             "instructor whether it runs"
         ) from None
     try:
-        MlflowClient(uri).search_experiments(max_results=1)
+        # The workspaces a student may use; another's answers searches with nothing rather than 403.
+        usable = {found.name for found in MlflowClient(uri).list_workspaces()}
     except MlflowException as error:
-        status = error.get_http_status_code()
-        if status == 401:
+        if error.get_http_status_code() == 401:
             raise ServerError(
                 f"{uri} refused {user}'s username or password: use the credentials file your instructor sent "
                 "you (an account left out of the roster is closed: ask them)"
             ) from None
-        if status in (403, 404):
-            raise ServerError(
-                f"{uri} has no workspace {workspace!r} that {user} may use: MLFLOW_WORKSPACE must be the one "
-                "in your credentials file (your username)"
-            ) from None
         raise
+    if workspace not in usable:
+        raise ServerError(
+            f"{uri} has no workspace {workspace!r} that {user} may use: MLFLOW_WORKSPACE must be the one "
+            "in your credentials file (your username)"
+        )
 
 
 def admin_settings() -> dict[str, str]:
     """The class server's address and its admin's account, for the instructor's commands."""
     stack = class_stack()
     if not stack.runs():
-        raise ServerError(f"The class server does not answer on {stack.url}: start it with make class-server.")
+        raise ServerError(
+            f"The class server does not answer on {stack.url}: start it with make class-server."
+        )
     return {
         "MLFLOW_TRACKING_URI": stack.url,
         "MLFLOW_TRACKING_USERNAME": ADMIN,
