@@ -143,7 +143,7 @@ bench: $(STAMP) ## timings: every notebook and make course (real and sample), tr
 	$(PY) benchmarks/bench.py
 
 .PHONY: bench-class
-bench-class: $(STAMP) ## a deadline hour on a class server of its own (STUDENTS=200): requests/s, latencies, errors, memory, connections, for 1 and 4 workers
+bench-class: $(STAMP) ## a deadline hour on a class server of its own (STUDENTS=200): requests/s, latencies, failed calls, memory, connections, for 1 and 4 workers
 	$(PY) benchmarks/bench_class.py $(if $(STUDENTS),--students "$(STUDENTS)")
 
 .PHONY: bench-spark

@@ -265,6 +265,10 @@ def run_homework(
     except MlflowException as error:
         raise click.ClickException(f"the tracking store {uri} refused to open: {error.message}") from None
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_RUN_CONTEXT": json.dumps({SESSION_TAG: session})}
+    # setup_mlflow made an experiment active here through MLFLOW_EXPERIMENT_ID: a script that chooses
+    # none must log where it would by hand (MLflow's Default), not into the runner's last one.
+    for inherited in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(inherited, None)
     log_dir = dest_path.parent / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
 

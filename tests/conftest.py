@@ -96,7 +96,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             print(f"\nthe suite's scratch folder (stores, executed notebooks, logs) is kept: {scratch}")
 
 
-LONGEST_FIRST = ("test_exercises.py", "test_homework_real.py", "test_homework.py", "test_spark.py")
+LONGEST_FIRST = (
+    "test_exercises.py",
+    "test_homework_real.py",
+    "test_homework.py",
+    "test_class_grade.py",
+    "test_homework_variants.py",
+    "test_spark.py",
+    "test_class_server.py",
+)
 """The files that take longest (minutes each), longest first. `make test` gives each worker whole
 files, in collection order: started first, they run side by side, and the short files fill in
 after; met last, two of them could end up one after the other on the same worker."""

@@ -161,7 +161,7 @@ def run_harnessed(script: Path, folder: Path, **env: str) -> tuple[subprocess.Co
     done = subprocess.run(
         [sys.executable, str(HOMEWORK / "harness.py"), str(report), str(script)],
         cwd=folder,
-        env={**os.environ, **env},
+        env={k: v for k, v in {**os.environ, **env}.items() if k != "MLFLOW_EXPERIMENT_ID"},
         capture_output=True,
         text=True,
         check=False,
