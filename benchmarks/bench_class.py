@@ -243,19 +243,13 @@ def grade_cohort(sessions: dict[str, str]) -> tuple[int, list[str]]:
     """Grade every simulated student with homework/check.py as the admin: how many pass Q3, Q5 and
     Q6 from the runs the grader finds, and what it says of those that do not."""
     import mlflow
-    from check import q3_min_samples_split, q5_best_val_rmse, q6_registered_test_rmse
-    from common import HOMEWORK_DIR
+    from grade_class import server_answers
 
     passed, problems = 0, []
     with servers.environment(class_server.admin_settings()):
         for name, session in sessions.items():
             mlflow.set_workspace(name)
-            search = q5_best_val_rmse(session, TRIALS, HOMEWORK_DIR)
-            answers = [
-                q3_min_samples_split(session, HOMEWORK_DIR),
-                search,
-                q6_registered_test_rmse(session, TOP_N, TRIALS, HOMEWORK_DIR, search=search),
-            ]
+            answers = server_answers(session, TRIALS, TOP_N).values()
             if all(answer.passed for answer in answers):
                 passed += 1
             problems += [f"{name} {a.key}: {'; '.join(a.problems)}" for a in answers if not a.passed]

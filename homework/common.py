@@ -326,6 +326,37 @@ def num_trials_option(command):
     )(command)
 
 
+def session_options(command):
+    """Add the homework session's --months, --trials and --top_n (make: MONTHS, TRIALS) to a command."""
+    for option in reversed(
+        [
+            click.option(
+                "--months",
+                type=Months("MONTHS"),
+                default=" ".join(HOMEWORK_MONTHS),
+                show_default=True,
+                help="Train, validation and test months (green taxi), separated by spaces (make: MONTHS).",
+            ),
+            click.option(
+                "--trials",
+                type=WholeNumber(minimum=1, make_variable="TRIALS"),
+                default=15,
+                show_default=True,
+                help="Hyperopt trials (make: TRIALS).",
+            ),
+            click.option(
+                "--top_n",
+                type=WholeNumber(minimum=1),
+                default=5,
+                show_default=True,
+                help="Trials to retrain and test.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 def top_n_option(command):
     """Add register_model.py's --top_n."""
     return click.option(

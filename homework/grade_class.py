@@ -35,7 +35,7 @@ from check import (
     q6_registered_test_rmse,
     started_by,
 )
-from common import HOMEWORK_DIR, HOMEWORK_MONTHS, SESSION_TAG, Months, WholeNumber, run_cli
+from common import HOMEWORK_DIR, SESSION_TAG, run_cli, session_options
 
 from week2 import config
 from week2.files import atomic_path, write_text_atomically
@@ -100,6 +100,17 @@ def latest_complete(sessions: dict[str, list]) -> str | None:
     return (complete or newest or [None])[0]
 
 
+def server_answers(session: str, trials: int, top_n: int) -> dict[str, Answer]:
+    """Q3, Q5 and Q6 of `session` in the active workspace, graded as `make homework` grades them."""
+    search = q5_best_val_rmse(session, trials, HOMEWORK_DIR)
+    answers = [
+        q3_min_samples_split(session, HOMEWORK_DIR),
+        search,
+        q6_registered_test_rmse(session, top_n, trials, HOMEWORK_DIR, search=search),
+    ]
+    return {answer.key: answer for answer in answers}
+
+
 def compare(answer: Answer, reference: Answer) -> str:
     """PASS when the answer passes the grader and agrees with the reference's; else FAIL and why."""
     if not answer.passed:
@@ -123,14 +134,8 @@ def grade_student(username: str, deadline, reference: dict[str, Answer], trials:
     grade.session = session
     started = max(run.info.start_time for run in sessions[session])
     grade.last_run = datetime.fromtimestamp(started / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    search = q5_best_val_rmse(session, trials, HOMEWORK_DIR)
-    answers = [
-        q3_min_samples_split(session, HOMEWORK_DIR),
-        search,
-        q6_registered_test_rmse(session, top_n, trials, HOMEWORK_DIR, search=search),
-    ]
-    grade.answers = {answer.key: answer for answer in answers}
-    grade.verdicts = {answer.key: compare(answer, reference[answer.key]) for answer in answers}
+    grade.answers = server_answers(session, trials, top_n)
+    grade.verdicts = {key: compare(answer, reference[key]) for key, answer in grade.answers.items()}
     for record in started_by(sessions[session], "run_homework.py"):  # what the student's machine said
         grade.local = {key: record.data.tags.get(f"{key}.verdict", "") for key in LOCAL_QUESTIONS}
     return grade
@@ -151,13 +156,7 @@ def run_reference(months: list[str], trials: int, top_n: int, folder: Path) -> d
         raise click.ClickException(f"the reference solution did not pass on the class server: see {log}")
     session = log.read_text().split("; session ", 1)[1].split()[0]
     mlflow.set_workspace(class_server.INSTRUCTOR_WORKSPACE)
-    search = q5_best_val_rmse(session, trials, HOMEWORK_DIR)
-    answers = [
-        q3_min_samples_split(session, HOMEWORK_DIR),
-        search,
-        q6_registered_test_rmse(session, top_n, trials, HOMEWORK_DIR, search=search),
-    ]
-    return {answer.key: answer for answer in answers}
+    return server_answers(session, trials, top_n)
 
 
 def write_csv(grades: list[Grade], path: Path) -> None:
@@ -218,21 +217,7 @@ def print_summary(grades: list[Grade]) -> None:
 @click.option(
     "--deadline", default=None, help="Runs started after it do not count, e.g. 2026-12-20T23:59:00Z."
 )
-@click.option(
-    "--months",
-    type=Months("MONTHS"),
-    default=" ".join(HOMEWORK_MONTHS),
-    show_default=True,
-    help="The homework's train, validation and test months, for the reference solution (make: MONTHS).",
-)
-@click.option(
-    "--trials",
-    type=WholeNumber(minimum=1, make_variable="TRIALS"),
-    default=15,
-    show_default=True,
-    help="Trials.",
-)
-@click.option("--top_n", type=WholeNumber(minimum=1), default=5, show_default=True, help="Trials retrained.")
+@session_options
 def grade_class(deadline: str | None, months: list[str], trials: int, top_n: int) -> None:
     """Grade every student's workspace on the class server; write build/class/grades.csv and .png."""
     try:

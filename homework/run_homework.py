@@ -38,16 +38,14 @@ from check import (
 from common import (
     BEST_MODELS_EXPERIMENT,
     HOMEWORK_DIR,
-    HOMEWORK_MONTHS,
     HPO_EXPERIMENT,
     SESSION_TAG,
     SUBMISSIONS_EXPERIMENT,
     TRAIN_EXPERIMENT,
     Folder,
-    Months,
     OutputFile,
-    WholeNumber,
     run_cli,
+    session_options,
 )
 from mlflow.exceptions import MlflowException
 
@@ -164,23 +162,7 @@ def print_verdicts(answers) -> None:
 
 
 @click.command()
-@click.option(
-    "--months",
-    type=Months("MONTHS"),
-    default=" ".join(HOMEWORK_MONTHS),
-    show_default=True,
-    help="Train, validation and test months (green taxi), separated by spaces (make: MONTHS).",
-)
-@click.option(
-    "--trials",
-    type=WholeNumber(minimum=1, make_variable="TRIALS"),
-    default=15,
-    show_default=True,
-    help="Hyperopt trials (make: TRIALS).",
-)
-@click.option(
-    "--top_n", type=WholeNumber(minimum=1), default=5, show_default=True, help="Trials to retrain and test."
-)
+@session_options
 @click.option(
     "--solution",
     type=click.Choice(["0", "1"]),
