@@ -44,6 +44,7 @@ def cohort(server_settings, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WEEK2_BUILD_DIR", str(build))
         patch.setenv("WEEK2_DATA_DIR", str(build / "data"))  # one sample for every process
+        patch.setenv("WEEK2_CLASS_WORKERS", "1")  # lean: one worker serves a cohort of three
         try:
             assert run_week2("class-server").returncode == 0
             roster = build / "roster.csv"
